@@ -1,0 +1,1 @@
+"""The REST management API (SparkRTC /v2 and /v1 paths)."""

@@ -1,0 +1,1 @@
+"""Authentication: REST AK/SK signatures, admin tokens, join signatures, secret sealing."""

@@ -1,0 +1,57 @@
+"""Prometheus metrics of the control plane, in a registry per application so
+several servers (tests) can live in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "kindling_http_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "kindling_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.ws_connections = Gauge(
+            "kindling_signalling_connections", "Open signalling WebSockets", registry=self.registry
+        )
+        self.rooms = Gauge("kindling_rooms_running", "Rooms in state RUNNING", registry=self.registry)
+        self.participants = Gauge(
+            "kindling_participants", "Participants in running rooms", registry=self.registry
+        )
+        self.signalling_requests = Counter(
+            "kindling_signalling_requests_total",
+            "Signalling requests by type and outcome code (0 = success)",
+            ["type", "code"],
+            registry=self.registry,
+        )
+
+    def watch_pool(self, engine) -> None:
+        """Export the SQLAlchemy pool's state at scrape time."""
+        pool = engine.sync_engine.pool
+
+        class _PoolCollector:
+            def collect(self):
+                for name, value, doc in (
+                    ("kindling_db_pool_size", pool.size(), "Configured pool size"),
+                    ("kindling_db_pool_checked_out", pool.checkedout(), "Connections in use"),
+                    ("kindling_db_pool_overflow", pool.overflow(), "Connections over the pool size"),
+                    ("kindling_db_pool_checked_in", pool.checkedin(), "Idle connections in the pool"),
+                ):
+                    yield GaugeMetricFamily(name, doc, value=value)
+
+        self.registry.register(_PoolCollector())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

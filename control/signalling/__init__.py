@@ -1,0 +1,1 @@
+"""Client signalling over WebSocket: protocol parsing and the connection endpoint."""

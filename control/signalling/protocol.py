@@ -1,0 +1,168 @@
+"""Parsing and validation of signalling messages (docs/signalling.md).
+
+Everything a client sends is checked here, before the room logic sees it:
+shape, types (``role`` must be a JSON number, ``ctime`` a string), lengths and
+character sets (room-rules.md R-ID-01..07), and unknown fields. A failure is a
+``SignallingError`` with the documented client code, answered on the same
+request ``id`` when one could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from control.errors import ClientErrors, SignallingError
+from control.rooms.model import ROLES
+from control.rooms.service import JoinRequest
+
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_APP_ID = 128
+MAX_USER_NAME = 256
+MAX_SIGNATURE = 512
+MAX_REQUEST_ID = 64
+
+REQUEST_TYPES = ("join", "resume", "leave", "switchRole", "changeUserName", "renewSignature", "heartbeat")
+
+
+@dataclass(slots=True)
+class Request:
+    id: int | str
+    type: str
+    data: dict[str, Any]
+
+
+def _bad(detail: str) -> SignallingError:
+    return SignallingError(ClientErrors.INVALID_CTRL_PARAMETER, detail, "RTC.32000013")
+
+
+def parse_frame(text: str) -> tuple[Request | None, SignallingError | None, Any]:
+    """(request, error, request id): an error comes with whatever id could be read."""
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, _bad("the message is not valid JSON"), None
+    if not isinstance(msg, dict):
+        return None, _bad("the message must be a JSON object"), None
+    rid = msg.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)) or (isinstance(rid, str) and len(rid) > MAX_REQUEST_ID):
+        return None, _bad("'id' must be an integer or a string of at most 64 characters"), None
+    unknown = set(msg) - {"id", "type", "data"}
+    if unknown:
+        return None, _bad(f"unknown field(s): {', '.join(sorted(unknown))}"), rid
+    rtype = msg.get("type")
+    if rtype not in REQUEST_TYPES:
+        return None, _bad(f"unknown request type {rtype!r}"), rid
+    data = msg.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, _bad("'data' must be a JSON object"), rid
+    return Request(rid, rtype, data), None, rid
+
+
+# ---------------------------------------------------------------------- field checks
+
+
+class Fields:
+    """Typed access to ``data`` that refuses unknown or mistyped fields."""
+
+    def __init__(self, data: dict[str, Any], allowed: set[str]) -> None:
+        unknown = set(data) - allowed
+        if unknown:
+            raise _bad(f"unknown field(s): {', '.join(sorted(unknown))}")
+        self.data = data
+
+    def string(self, name: str, *, required: bool = True, max_len: int, default: str = "") -> str:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise _bad(f"'{name}' is required")
+            return default
+        if not isinstance(value, str):
+            raise _bad(f"'{name}' must be a string")
+        if len(value) > max_len:
+            raise _bad(f"'{name}' is longer than {max_len} characters")
+        return value
+
+    def ident(self, name: str) -> str:
+        value = self.string(name, max_len=64)
+        if not ID_RE.fullmatch(value):
+            raise _bad(f"'{name}' must be 1-64 characters of letters, digits, '_' and '-'")
+        return value
+
+    def role(self, name: str = "role") -> int:
+        value = self.data.get(name)
+        # R-ID-06: a JSON number only; "0" or true are refused.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(f"'{name}' must be a number (0 joiner, 2 player)")
+        if value not in ROLES:
+            raise _bad(f"'{name}' must be 0 (joiner) or 2 (player)")  # R-ID-07
+        return value
+
+    def ctime(self) -> str:
+        value = self.data.get("ctime")
+        if not isinstance(value, str) or not value:
+            raise _bad("'ctime' must be a string of UNIX seconds")  # R-ID-05
+        if not value.isdigit() or len(value) > 12:
+            raise _bad("'ctime' must be a string of UNIX seconds")
+        return value
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise _bad(f"'{name}' must be true or false")
+        return value
+
+    def obj(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _bad(f"'{name}' must be an object")
+        return value
+
+
+def join_request(data: dict[str, Any]) -> JoinRequest:
+    f = Fields(data, {"appId", "roomId", "userId", "userName", "role", "ctime", "signature", "options"})
+    app_id = f.string("appId", max_len=MAX_APP_ID)
+    if not app_id:
+        raise _bad("'appId' is required")
+    options = Fields(f.obj("options"), {"autoSubscribeAudio", "topN"})
+    options.boolean("autoSubscribeAudio", True)  # validated now; used by the media plane
+    return JoinRequest(
+        app_id=app_id,
+        room_id=f.ident("roomId"),
+        user_id=f.ident("userId"),
+        user_name=f.string("userName", required=False, max_len=MAX_USER_NAME),
+        role=f.role(),
+        ctime=f.ctime(),
+        signature=f.string("signature", max_len=MAX_SIGNATURE),
+        top_n=options.boolean("topN"),
+    )
+
+
+def credential(data: dict[str, Any], extra: set[str] = frozenset()) -> tuple[Fields, str, str]:
+    f = Fields(data, {"ctime", "signature"} | set(extra))
+    return f, f.ctime(), f.string("signature", max_len=MAX_SIGNATURE)
+
+
+def user_name(data: dict[str, Any]) -> str:
+    f = Fields(data, {"userName"})
+    return f.string("userName", max_len=MAX_USER_NAME)
+
+
+def empty(data: dict[str, Any]) -> None:
+    Fields(data, set())
+
+
+def resume_request(data: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    f = Fields(data, {"resumeToken", "ctime", "signature"})
+    token = f.string("resumeToken", max_len=128)
+    if not token:
+        raise _bad("'resumeToken' is required")
+    if "ctime" in data or "signature" in data:
+        return token, f.ctime(), f.string("signature", max_len=MAX_SIGNATURE)
+    return token, None, None

@@ -1,0 +1,344 @@
+"""The asyncio client: SparkRTC's ``Client`` in Python style (signalling half).
+
+One ``Client`` is one session in one room, over one WebSocket to the control plane
+(docs/signalling.md). It keeps the socket alive with heartbeats, reconnects by
+itself when the network drops and resumes the same session within the server's
+keepalive window, and reports every state change through
+``connection-state-changed`` like the Web SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from kindling_sdk.errors import RtcError, RtcErrorCode, local_error
+
+log = logging.getLogger("kindling_sdk")
+
+CONNECTING = "CONNECTING"
+CONNECTED = "CONNECTED"
+RECONNECTING = "RECONNECTING"
+DISCONNECTED = "DISCONNECTED"
+
+JOINER = 0
+PLAYER = 2
+
+
+def signalling_url(server: str) -> str:
+    """``http://host:port`` / ``https://…`` / ``ws://…`` / bare ``host:port`` → the signalling URL."""
+    if "://" not in server:
+        server = "http://" + server
+    scheme, rest = server.split("://", 1)
+    scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
+    rest = rest.rstrip("/")
+    if not rest.endswith("/signalling"):
+        rest += "/signalling"
+    return f"{scheme}://{rest}"
+
+
+class Client:
+    def __init__(
+        self,
+        server: str,
+        app_id: str,
+        *,
+        request_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        ssl: Any = None,
+    ) -> None:
+        self.url = signalling_url(server)
+        self.app_id = app_id
+        self.request_timeout = request_timeout
+        self.connect_timeout = connect_timeout
+        self.auto_reconnect = reconnect
+        self._ssl = ssl
+        self._handlers: dict[str, list[Callable]] = {}
+        self._state = DISCONNECTED
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task | None = None
+        self._reconnector: asyncio.Task | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future] = {}
+        self._config: dict = {}
+        self._config_ready: asyncio.Event | None = None
+        self._session: dict | None = None  # the join/resume response
+        self._ended = False  # left, kicked, banned or dismissed: never reconnect
+        self._tasks: set[asyncio.Task] = set()
+        self.room_id: str | None = None
+        self.user_id: str | None = None
+        self.role: int | None = None
+
+    # ------------------------------------------------------------------ events
+
+    def on(self, event: str, handler: Callable) -> None:
+        self._handlers.setdefault(event, []).append(handler)
+
+    def off(self, event: str, handler: Callable) -> None:
+        with contextlib.suppress(ValueError):
+            self._handlers.get(event, []).remove(handler)
+
+    def _emit(self, event: str, payload: Any) -> None:
+        for handler in list(self._handlers.get(event, [])):
+            try:
+                result = handler(payload)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            except Exception:
+                log.exception("handler for %s failed", event)
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            prev, self._state = self._state, state
+            self._emit("connection-state-changed", {"prevState": prev, "curState": state})
+
+    def get_connection_state(self) -> str:
+        return self._state
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session["sessionId"] if self._session else None
+
+    # ------------------------------------------------------------------ public API
+
+    async def join(
+        self,
+        room_id: str,
+        *,
+        user_id: str,
+        signature: str,
+        ctime: str,
+        role: int = JOINER,
+        user_name: str | None = None,
+        top_n: bool = False,
+        auto_subscribe_audio: bool = True,
+    ) -> dict:
+        if self._session is not None:
+            raise RtcError(RtcErrorCode.ALREADY_JOINED, "joined already")
+        self._ended = False
+        await self._connect(CONNECTING)
+        data: dict[str, Any] = {
+            "appId": self.app_id,
+            "roomId": room_id,
+            "userId": user_id,
+            "role": role,
+            "ctime": ctime,
+            "signature": signature,
+            "options": {"topN": top_n, "autoSubscribeAudio": auto_subscribe_audio},
+        }
+        if user_name is not None:
+            data["userName"] = user_name
+        try:
+            self._session = await self.request("join", data)
+        except RtcError:
+            await self._shutdown()
+            self._set_state(DISCONNECTED)
+            raise
+        self.room_id, self.user_id, self.role = room_id, user_id, role
+        return self._session
+
+    async def leave(self) -> None:
+        if self._session is None:
+            raise RtcError(RtcErrorCode.INVALID_OPERATION, "illegal operation", "not in a room")
+        self._ended = True
+        try:
+            if self._state == CONNECTED:
+                await self.request("leave")
+        finally:
+            self._session = None
+            await self._shutdown()
+            self._set_state(DISCONNECTED)
+
+    async def switch_role(self, role: int, *, signature: str, ctime: str) -> None:
+        await self.request("switchRole", {"role": role, "signature": signature, "ctime": ctime})
+        self.role = role
+
+    async def change_user_name(self, user_name: str) -> bool:
+        await self.request("changeUserName", {"userName": user_name})
+        return True
+
+    async def renew_signature(self, ctime: str, signature: str) -> bool:
+        await self.request("renewSignature", {"ctime": ctime, "signature": signature})
+        return True
+
+    async def close(self) -> None:
+        """Drop the connection without leaving (as a crashed client would)."""
+        self._ended = True
+        self._session = None
+        await self._shutdown()
+        self._set_state(DISCONNECTED)
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(self, rtype: str, data: dict | None = None) -> dict:
+        ws = self._ws
+        if ws is None or ws.closed or self._state not in (CONNECTED, CONNECTING, RECONNECTING):
+            raise local_error(RtcErrorCode.WEBSOCKET_NOT_CONNECTED)
+        rid = next(self._ids)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            await ws.send_str(json.dumps({"id": rid, "type": rtype, "data": data or {}}))
+            return await asyncio.wait_for(fut, self.request_timeout)
+        except TimeoutError:
+            raise local_error(RtcErrorCode.WAIT_RSP_TIMEOUT, rtype) from None
+        except (ConnectionError, RuntimeError) as exc:
+            raise local_error(RtcErrorCode.WEBSOCKET_INTERRUPTED, str(exc)) from None
+        finally:
+            self._pending.pop(rid, None)
+
+    async def send_raw(self, text: str) -> None:
+        """Send a frame as is (for protocol tests)."""
+        assert self._ws is not None
+        await self._ws.send_str(text)
+
+    # ------------------------------------------------------------------ connection
+
+    async def _connect(self, state: str) -> None:
+        self._set_state(state)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        self._config_ready = asyncio.Event()
+        try:
+            self._ws = await asyncio.wait_for(
+                self._http.ws_connect(self.url, ssl=self._ssl, heartbeat=None, max_msg_size=0),
+                self.connect_timeout,
+            )
+        except TimeoutError:
+            raise local_error(RtcErrorCode.WEBSOCKET_CONNECT_TIMEOUT) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise RtcError(90100016, "websocket connect error", str(exc)) from None
+        self._reader = asyncio.create_task(self._read(self._ws))
+        try:
+            await asyncio.wait_for(self._config_ready.wait(), self.connect_timeout)
+        except TimeoutError:
+            raise RtcError(90100009, "wait server config fail") from None
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat())
+        if state == CONNECTING:
+            self._set_state(CONNECTED)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                self._on_message(json.loads(msg.data))
+        except (ConnectionError, asyncio.CancelledError, ValueError):
+            pass
+        finally:
+            if ws is self._ws:
+                self._on_socket_closed()
+
+    def _on_message(self, msg: dict) -> None:
+        if msg.get("type") == "response":
+            fut = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
+            if fut is not None and not fut.done():
+                if msg.get("ok"):
+                    fut.set_result(msg.get("data") or {})
+                else:
+                    e = msg.get("error") or {}
+                    fut.set_exception(
+                        RtcError(e.get("code", 90000001), e.get("message", ""), e.get("detail"), e.get("serverCode"))
+                    )
+            elif msg.get("id") is None and not msg.get("ok"):
+                e = msg.get("error") or {}
+                self._emit("Error", {"errorCode": str(e.get("code")), "errorMsg": e.get("message", "")})
+            return
+        name = msg.get("event")
+        data = msg.get("data") or {}
+        if name == "config":
+            self._config = data
+            if self._config_ready is not None:
+                self._config_ready.set()
+            return
+        if name == "client-banned":
+            self._ended = True  # kicked, dismissed or logged in elsewhere: do not come back
+            self._session = None
+        self._emit(name, data)
+
+    def _on_socket_closed(self) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(local_error(RtcErrorCode.WEBSOCKET_INTERRUPTED))
+        if self._ended or self._session is None or not self.auto_reconnect:
+            self._session = None if self._ended else self._session
+            self._set_state(DISCONNECTED)
+            return
+        if self._reconnector is None or self._reconnector.done():
+            self._reconnector = asyncio.create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Reconnect and resume within the keepalive window (R-CONN-03/04)."""
+        assert self._session is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(self._session.get("keepalive", 60))
+        delay = 0.2
+        self._set_state(RECONNECTING)
+        while not self._ended and loop.time() < deadline:
+            try:
+                await self._connect(RECONNECTING)
+                self._session = await self.request("resume", {"resumeToken": self._session["resumeToken"]})
+                self._set_state(CONNECTED)
+                return
+            except RtcError as exc:
+                if exc.code not in (90100016, RtcErrorCode.WEBSOCKET_CONNECT_TIMEOUT, 90100009,
+                                    RtcErrorCode.WEBSOCKET_INTERRUPTED, RtcErrorCode.WAIT_RSP_TIMEOUT):
+                    # The server answered: the session cannot come back.
+                    await self._give_up(str(exc.code), exc.msg)
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        if not self._ended:
+            await self._give_up(str(RtcErrorCode.WEBSOCKET_RECONNECT_TIMEOUT), "websocket reconnect timeout")
+
+    async def _give_up(self, code: str, msg: str) -> None:
+        self._session = None
+        self._ended = True
+        ws = self._ws
+        self._ws = None
+        if ws is not None:
+            await ws.close()
+        self._set_state(DISCONNECTED)
+        self._emit("Error", {"errorCode": code, "errorMsg": msg})
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(float(self._config.get("heartbeatInterval", 5)))
+            if self._state == CONNECTED:
+                with contextlib.suppress(RtcError):
+                    await self.request("heartbeat")
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        for task in (self._heartbeat, self._reconnector):
+            if task is not None and task is not current and not task.done():
+                task.cancel()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def drop_network(self) -> None:
+        """Test helper: kill the socket as a network failure would (the client then
+        reconnects by itself)."""
+        if self._ws is not None:
+            await self._ws.close()

@@ -1,0 +1,1 @@
+"""SFU worker processes (media plane). Not built yet: see issue 4."""
