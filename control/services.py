@@ -18,6 +18,7 @@ from control.throttle import RestThrottle
 
 if TYPE_CHECKING:
     from control.rooms.service import RoomService
+    from control.workers.registry import WorkerRegistry
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Services:
     throttle: RestThrottle
     metrics: Metrics
     rooms: RoomService | None = None
+    workers: WorkerRegistry | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

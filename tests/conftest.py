@@ -24,6 +24,8 @@ from control.store.database import EmbeddedPostgres, make_engine
 from control.store.migrate import upgrade_head
 from kindling_sdk import Client, make_signature
 
+pytest_plugins = ["tests.media_fixtures"]
+
 TEMPLATE = "kindling_test_template"
 
 

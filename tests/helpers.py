@@ -15,7 +15,8 @@ from tests.conftest import sign
 
 EVENTS = (
     "peer-join", "peer-leave", "client-banned", "signature-expired", "remote-user-name-changed",
-    "connection-state-changed", "Error",
+    "connection-state-changed", "Error", "stream-added", "stream-removed", "stream-updated", "stream-subscribed",
+    "media-reset",
 )
 
 

@@ -23,6 +23,26 @@ class Outbox(Protocol):
 
 
 @dataclass(eq=False, slots=True)
+class Stream:
+    """A published stream: a user's camera ("main") or presentation ("auxiliary")."""
+
+    stream_id: str
+    type: str
+    audio: bool
+    video: list[dict]  # [{resolutionId, width, height, frameRate, bitrate}]
+    audio_muted: bool = False
+    video_muted: bool = False
+
+    def resolution_ids(self) -> list[str]:
+        return [v["resolutionId"] for v in self.video]
+
+    def highest(self) -> str | None:
+        if not self.video:
+            return None
+        return max(self.video, key=lambda v: (v["width"] * v["height"], v.get("bitrate", 0)))["resolutionId"]
+
+
+@dataclass(eq=False, slots=True)
 class Member:
     session_id: str
     room: Room
@@ -38,6 +58,10 @@ class Member:
     disconnected_at: float | None = None
     sig_expired_notified: bool = False
     pending: list[str] = field(default_factory=list)
+    streams: dict[str, Stream] = field(default_factory=dict)  # by type
+    # (publisher user id, stream type) -> (audio, resolution ids)
+    subscriptions: dict[tuple[str, str], tuple[bool, tuple[str, ...]]] = field(default_factory=dict)
+    subscriber_ready: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,6 +85,7 @@ class Room:
     owner: str
     start_time: float
     members: dict[str, Member] = field(default_factory=dict)
+    worker_id: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from control.rooms.persistence import Persister
 from control.store.apps import ACTIVATION, DELETED, JoinableApp
 
 if TYPE_CHECKING:
+    from control.rooms.media import MediaCoordinator
     from control.services import Services
 
 log = logging.getLogger("kindling.rooms")
@@ -70,6 +71,7 @@ class RoomService:
         self.connections: set = set()
         self._app_cache: dict[str, tuple[float, JoinableApp | None]] = {}
         self._sweeper: asyncio.Task | None = None
+        self.media: MediaCoordinator | None = None  # wired by build_services
         self._stopping = False
         self.clock = time.time  # wall clock (UNIX seconds); tests may replace it
 
@@ -216,6 +218,8 @@ class RoomService:
         for other in member.room.members.values():
             if other is not member:
                 member.send(event("peer-join", self._peer(other)))
+        if self.media is not None:
+            self.media.announce_existing(member)
 
     def _check_joiner_elsewhere(self, app_id: str, user_id: str, other_rooms: set[tuple[str, str]]) -> None:
         # R-MULTI-03: role 0 in at most one room at a time (OQ-07 code).
@@ -231,6 +235,8 @@ class RoomService:
         """R-USER-05: the same user joined the same room from another connection."""
         old.send(event("client-banned", {"userId": old.user_id, "reason": LEAVE_REASONS[5]}))
         self._detach(old)
+        if self.media is not None:
+            self.media.member_leaving(old)
         self._end_session(old, now, 5)
 
     async def leave(self, member: Member) -> None:
@@ -241,6 +247,8 @@ class RoomService:
         if room.members.get(member.user_id) is not member:
             return
         now = self.clock()
+        if self.media is not None:
+            self.media.member_leaving(member)
         del room.members[member.user_id]
         self._end_session(member, now, code)
         if tell_peers:
@@ -265,6 +273,8 @@ class RoomService:
         if self.rooms.get(room.key) is room:
             del self.rooms[room.key]
         self.persister.room_closed(room, now, reason)
+        if self.media is not None:
+            self.media.room_closed(room)
 
     def _detach(self, member: Member) -> None:
         """Close a member's connection for good (no reconnection follows)."""
@@ -292,6 +302,8 @@ class RoomService:
             if member.room.sender_count() >= self._settings.max_senders_per_room:
                 raise SignallingError(ClientErrors.ANCHOR_NUMBER_OUT_OF_RANGE, None, "RTC.34000001")
         member.role = role
+        if role == PLAYER and self.media is not None:
+            self.media.role_changed_to_player(member)
         self._renewed(member, expiry)
         self.persister.session_changed(member, role=role, signature_expires_at=expiry)
         # R-ROLE-07: no role-change event; peers learn through stream events (issue 4).
@@ -471,6 +483,8 @@ class RoomService:
                     member.sig_expired_notified = True
                     member.send(event("signature-expired", {"errorCode": "90100030", "errorMsg": "signature expired"}))
                 participants += 1
+        if self._svc.workers is not None:
+            self._svc.workers.sweep(time.monotonic())
         m = self._svc.metrics
         m.rooms.set(len(self.rooms))
         m.participants.set(participants)

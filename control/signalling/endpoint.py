@@ -175,6 +175,25 @@ class Connection:
             _, ctime, signature = protocol.credential(req.data)
             await rooms.renew_signature(self._joined(), ctime, signature)
             return {"renewed": True}
+        media = rooms.media
+        assert media is not None
+        if t == "publish":
+            d = protocol.publish_request(req.data)
+            return await media.publish(self._joined(), d)
+        if t == "unpublish":
+            await media.unpublish(self._joined(), protocol.stream_type_only(req.data))
+            return None
+        if t == "subscribe":
+            return await media.subscribe(self._joined(), protocol.subscribe_request(req.data), replace=False)
+        if t == "unsubscribe":
+            return await media.unsubscribe(self._joined(), protocol.subscribe_request(req.data))
+        if t == "subscriberAnswer":
+            await media.subscriber_answer(self._joined(), protocol.sdp_only(req.data))
+            return None
+        if t == "mute":
+            stype, kind, muted = protocol.mute_request(req.data)
+            media.mute(self._joined(), stype, kind, muted)
+            return None
         raise SignallingError(ClientErrors.INVALID_CTRL_PARAMETER, f"unknown request type {t!r}")
 
     def _session_info(self, member: Member, token: str) -> dict:
@@ -189,6 +208,7 @@ class Connection:
             "signatureExpiresAt": member.sig_expiry,
             "keepalive": s.keepalive_s,
             "heartbeatInterval": s.heartbeat_interval_s,
+            "streams": sorted(member.streams),
         }
 
 

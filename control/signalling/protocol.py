@@ -24,7 +24,13 @@ MAX_USER_NAME = 256
 MAX_SIGNATURE = 512
 MAX_REQUEST_ID = 64
 
-REQUEST_TYPES = ("join", "resume", "leave", "switchRole", "changeUserName", "renewSignature", "heartbeat")
+REQUEST_TYPES = (
+    "join", "resume", "leave", "switchRole", "changeUserName", "renewSignature", "heartbeat",
+    "publish", "unpublish", "subscribe", "unsubscribe", "subscriberAnswer", "mute",
+)
+MAX_SDP = 256 * 1024
+STREAM_TYPES = ("main", "auxiliary")
+MAX_RESOLUTIONS = 4
 
 
 @dataclass(slots=True)
@@ -116,6 +122,36 @@ class Fields:
             raise _bad(f"'{name}' must be true or false")
         return value
 
+    def integer(self, name: str, lo: int, hi: int, *, required: bool = True, default: int = 0) -> int:
+        value = self.data.get(name)
+        if value is None and not required:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise _bad(f"'{name}' must be an integer in {lo}..{hi}")
+        return value
+
+    def stream_type(self) -> str:
+        value = self.data.get("type", "main")
+        if value not in STREAM_TYPES:
+            raise _bad("'type' must be 'main' or 'auxiliary'")
+        return value
+
+    def optional_bool(self, name: str) -> bool | None:
+        value = self.data.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise _bad(f"'{name}' must be true or false")
+        return value
+
+    def string_list(self, name: str, max_items: int, max_len: int = 64) -> list[str] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or len(value) > max_items or not all(
+            isinstance(v, str) and 0 < len(v) <= max_len for v in value
+        ):
+            raise _bad(f"'{name}' must be a list of at most {max_items} strings")
+        return value
+
     def obj(self, name: str) -> dict[str, Any]:
         value = self.data.get(name, {})
         if value is None:
@@ -166,3 +202,69 @@ def resume_request(data: dict[str, Any]) -> tuple[str, str | None, str | None]:
     if "ctime" in data or "signature" in data:
         return token, f.ctime(), f.string("signature", max_len=MAX_SIGNATURE)
     return token, None, None
+
+
+def publish_request(data: dict[str, Any]) -> dict[str, Any]:
+    f = Fields(data, {"type", "audio", "audioMid", "video", "sdp"})
+    audio = f.boolean("audio")
+    sdp = f.string("sdp", max_len=MAX_SDP)
+    if not sdp.startswith("v=0"):
+        raise SignallingError(ClientErrors.ANSWER_SDP_INVALID, "the offer is not an SDP")
+    video_raw = data.get("video", [])
+    if not isinstance(video_raw, list) or len(video_raw) > MAX_RESOLUTIONS:
+        raise _bad(f"'video' must be a list of at most {MAX_RESOLUTIONS} resolutions")
+    video = []
+    seen: set[str] = set()
+    for item in video_raw:
+        if not isinstance(item, dict):
+            raise _bad("each video resolution must be an object")
+        v = Fields(item, {"resolutionId", "width", "height", "frameRate", "bitrate", "mid"})
+        rid = v.string("resolutionId", max_len=64)
+        if not rid or rid in seen:
+            raise _bad("resolutionIds must be non-empty and unique")
+        seen.add(rid)
+        video.append({
+            "resolutionId": rid,
+            "width": v.integer("width", 1, 4096),
+            "height": v.integer("height", 1, 4096),
+            "frameRate": v.integer("frameRate", 1, 120),
+            "bitrate": v.integer("bitrate", 1, 51200, required=False, default=0),
+            "mid": v.string("mid", max_len=32),
+        })
+    if not audio and not video:
+        raise _bad("a stream needs audio or at least one video resolution")
+    audio_mid = f.string("audioMid", max_len=32) if audio else None
+    return {"type": f.stream_type(), "audio": audio, "audioMid": audio_mid, "video": video, "sdp": sdp}
+
+
+def subscribe_request(data: dict[str, Any]) -> dict[str, Any]:
+    f = Fields(data, {"userId", "type", "audio", "video", "resolutionIds"})
+    return {
+        "userId": f.ident("userId"),
+        "type": f.stream_type(),
+        "audio": f.optional_bool("audio"),
+        "video": f.optional_bool("video"),
+        "resolutionIds": f.string_list("resolutionIds", MAX_RESOLUTIONS),
+    }
+
+
+def sdp_only(data: dict[str, Any]) -> str:
+    f = Fields(data, {"sdp"})
+    sdp = f.string("sdp", max_len=MAX_SDP)
+    if not sdp.startswith("v=0"):
+        raise SignallingError(ClientErrors.ANSWER_SDP_INVALID, "the answer is not an SDP")
+    return sdp
+
+
+def mute_request(data: dict[str, Any]) -> tuple[str, str, bool]:
+    f = Fields(data, {"type", "kind", "muted"})
+    kind = f.data.get("kind")
+    if kind not in ("audio", "video"):
+        raise _bad("'kind' must be 'audio' or 'video'")
+    if not isinstance(f.data.get("muted"), bool):
+        raise _bad("'muted' must be true or false")
+    return f.stream_type(), kind, f.data["muted"]
+
+
+def stream_type_only(data: dict[str, Any]) -> str:
+    return Fields(data, {"type"}).stream_type()

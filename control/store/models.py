@@ -85,6 +85,7 @@ class Room(Base):
     start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     close_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class Participant(Base):
@@ -109,3 +110,17 @@ class Participant(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     leave_reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Worker(Base):
+    """An SFU worker process that registered with the control plane."""
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    media_host: Mapped[str] = mapped_column(String(256))
+    capacity: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    load: Mapped[dict | None] = mapped_column(JSON, nullable=True)

@@ -15,6 +15,7 @@ from kindling_sdk.client import (
     Client,
 )
 from kindling_sdk.errors import RtcError, RtcErrorCode
+from kindling_sdk.media import LocalStream, RemoteStream, use_host_addresses
 from kindling_sdk.signature import make_signature, signed
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "PLAYER",
     "RECONNECTING",
     "Client",
+    "LocalStream",
+    "RemoteStream",
+    "use_host_addresses",
     "RtcError",
     "RtcErrorCode",
     "make_signature",

@@ -20,7 +20,9 @@ from typing import Any
 
 import aiohttp
 
+from kindling_sdk import media
 from kindling_sdk.errors import RtcError, RtcErrorCode, local_error
+from kindling_sdk.media import LocalStream, RemoteStream
 
 log = logging.getLogger("kindling_sdk")
 
@@ -79,6 +81,11 @@ class Client:
         self.room_id: str | None = None
         self.user_id: str | None = None
         self.role: int | None = None
+        self._pub_pcs: dict[str, Any] = {}  # stream type -> RTCPeerConnection
+        self._local: dict[str, LocalStream] = {}
+        self._sub_pc: Any = None
+        self._relay = media.MediaRelay()
+        self.remote_streams: dict[tuple[str, str], RemoteStream] = {}
 
     # ------------------------------------------------------------------ events
 
@@ -159,8 +166,17 @@ class Client:
                 await self.request("leave")
         finally:
             self._session = None
+            await self._close_media()
             await self._shutdown()
             self._set_state(DISCONNECTED)
+
+    async def _close_media(self) -> None:
+        pcs = list(self._pub_pcs.values()) + ([self._sub_pc] if self._sub_pc is not None else [])
+        self._pub_pcs, self._sub_pc = {}, None
+        self._local.clear()
+        for pc in pcs:
+            with contextlib.suppress(Exception):
+                await pc.close()
 
     async def switch_role(self, role: int, *, signature: str, ctime: str) -> None:
         await self.request("switchRole", {"role": role, "signature": signature, "ctime": ctime})
@@ -174,10 +190,144 @@ class Client:
         await self.request("renewSignature", {"ctime": ctime, "signature": signature})
         return True
 
+    # ------------------------------------------------------------------ media
+
+    async def publish(self, stream: LocalStream) -> None:
+        """Publish a local stream (joiners only: players get 90100022)."""
+        if stream.type in self._pub_pcs:
+            raise RtcError(90100207, "stream is pushed already")
+        pc, request = await media.build_publish_offer(stream, self._relay)
+        try:
+            result = await self.request("publish", request)
+            await media.apply_answer(pc, result["sdp"])
+        except BaseException:
+            await pc.close()
+            raise
+        stream.stream_id = result["streamId"]
+        self._pub_pcs[stream.type] = pc
+        self._local[stream.type] = stream
+
+    async def unpublish(self, stream: LocalStream) -> None:
+        pc = self._pub_pcs.pop(stream.type, None)
+        self._local.pop(stream.type, None)
+        try:
+            await self.request("unpublish", {"type": stream.type})
+        finally:
+            if pc is not None:
+                await pc.close()
+
+    async def subscribe(self, stream: RemoteStream, *, audio: bool | None = None, video: bool | None = None,
+                        resolution_ids: list[str] | None = None) -> RemoteStream:
+        """Incremental subscription. With no option: audio and the highest resolution."""
+        data: dict[str, Any] = {"userId": stream.user_id, "type": stream.type}
+        if audio is not None:
+            data["audio"] = audio
+        if video is not None:
+            data["video"] = video
+        if resolution_ids is not None:
+            data["resolutionIds"] = resolution_ids
+        result = await self.request("subscribe", data)
+        await self._wire(stream, result)
+        self._emit("stream-subscribed", {"stream": stream})
+        return stream
+
+    async def unsubscribe(self, stream: RemoteStream, *, audio: bool | None = None, video: bool | None = None,
+                          resolution_ids: list[str] | None = None) -> None:
+        data: dict[str, Any] = {"userId": stream.user_id, "type": stream.type}
+        if audio is not None:
+            data["audio"] = audio
+        if video is not None:
+            data["video"] = video
+        if resolution_ids is not None:
+            data["resolutionIds"] = resolution_ids
+        result = await self.request("unsubscribe", data)
+        await self._wire(stream, result)
+
+    async def _wire(self, stream: RemoteStream, result: dict) -> None:
+        offer = result.get("offer")
+        if offer:
+            if self._sub_pc is not None:
+                await self._sub_pc.close()
+            self._sub_pc = media.new_peer_connection()
+            answer = await media.accept_subscriber_offer(self._sub_pc, offer)
+            await self.request("subscriberAnswer", {"sdp": answer})
+        stream.audio_track = None
+        stream.video_tracks = {}
+        for a in result.get("assignments", []):
+            track = media.track_for_mid(self._sub_pc, a["mid"]) if self._sub_pc is not None else None
+            if track is None:
+                continue
+            if a["kind"] == "audio":
+                stream.audio_track = track
+            else:
+                stream.video_tracks[a["resolutionId"]] = track
+
+    async def mute(self, stream: LocalStream, kind: str, muted: bool = True) -> None:
+        await self.request("mute", {"type": stream.type, "kind": kind, "muted": muted})
+
+    async def _media_reset(self) -> None:
+        """The room's SFU worker failed: publish again on the new one."""
+        pcs, self._pub_pcs = self._pub_pcs, {}
+        for pc in pcs.values():
+            await pc.close()
+        if self._sub_pc is not None:
+            await self._sub_pc.close()
+            self._sub_pc = None
+        for stream in list(self._local.values()):
+            try:
+                await self.publish(stream)
+            except RtcError as exc:
+                self._emit("Error", {"errorCode": str(exc.code), "errorMsg": exc.msg})
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ statistics
+
+    async def get_transport_stats(self) -> dict:
+        """``TransportStats`` of the publisher connection (after publish)."""
+        pc = self._pub_pcs.get("main") or next(iter(self._pub_pcs.values()), None)
+        if pc is None:
+            raise RtcError(90100001, "illegal operation", "publish first")
+        report = await pc.getStats()
+        sent = sum(getattr(s, "bytesSent", 0) for s in report.values() if s.type == "outbound-rtp")
+        rtts = [s.roundTripTime for s in report.values()
+                if s.type == "remote-inbound-rtp" and getattr(s, "roundTripTime", None)]
+        received = 0
+        if self._sub_pc is not None:
+            sub = await self._sub_pc.getStats()
+            received = sum(getattr(s, "bytesReceived", 0) for s in sub.values() if s.type == "inbound-rtp")
+        return {"bytesSent": sent, "bytesReceived": received, "rtt": (rtts[0] * 1000) if rtts else 0}
+
+    async def get_local_video_stats(self) -> dict:
+        out: dict[str, dict] = {}
+        for stype, pc in self._pub_pcs.items():
+            report = await pc.getStats()
+            rows = [{"bytesSent": s.bytesSent, "packetsSent": s.packetsSent}
+                    for s in report.values() if s.type == "outbound-rtp" and s.kind == "video"]
+            entry = out.setdefault(self.user_id or "", {"mainStream": [], "subStream": None})
+            if stype == "main":
+                entry["mainStream"] = rows
+            else:
+                entry["subStream"] = rows[0] if rows else None
+        return out
+
+    async def get_remote_stats(self, kind: str) -> list[dict]:
+        """Per-slot receive statistics of the subscriber connection."""
+        if self._sub_pc is None:
+            return []
+        report = await self._sub_pc.getStats()
+        return [{"ssrc": s.ssrc, "bytesReceived": s.bytesReceived, "packetsReceived": s.packetsReceived,
+                 "packetsLost": s.packetsLost, "jitter": s.jitter}
+                for s in report.values() if s.type == "inbound-rtp" and s.kind == kind]
+
     async def close(self) -> None:
         """Drop the connection without leaving (as a crashed client would)."""
         self._ended = True
         self._session = None
+        await self._close_media()
         await self._shutdown()
         self._set_state(DISCONNECTED)
 
@@ -268,6 +418,17 @@ class Client:
         if name == "client-banned":
             self._ended = True  # kicked, dismissed or logged in elsewhere: do not come back
             self._session = None
+        if name in ("stream-added", "stream-updated"):
+            stream = RemoteStream.from_info(data)
+            self.remote_streams[(stream.user_id, stream.type)] = stream
+            self._emit(name, {"stream": stream})
+            return
+        if name == "stream-removed":
+            stream = self.remote_streams.pop((data["userId"], data["type"]), None) or RemoteStream.from_info(data)
+            self._emit(name, {"stream": stream})
+            return
+        if name == "media-reset":
+            self._spawn(self._media_reset())
         self._emit(name, data)
 
     def _on_socket_closed(self) -> None:

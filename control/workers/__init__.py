@@ -1,0 +1,1 @@
+"""SFU worker registry, placement and the control side of the worker RPC."""

@@ -1,0 +1,234 @@
+"""Peer connections of a worker: a publisher's (the client offers) and a
+subscriber's (the worker offers once, with a fixed set of slots).
+
+aiortc does the ICE, DTLS and SDP work; ``sfu.hooks`` hands the packets to the
+room's ``Router``. Codecs are narrowed to one per m-line and RTX is never
+negotiated: retransmissions are plain RTP on the original SSRC, so the packet
+cache and sequence rewriting stay simple.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import SessionDescription
+
+from sfu import hooks
+from sfu.downtrack import DownTrack
+from sfu.forwarder import Router, Slot, Source
+from sfu.rtcp import build_nack, build_pli, build_rr, build_sr, ntp_now
+
+log = logging.getLogger("kindling.sfu.peers")
+
+
+class SdpError(ValueError):
+    """The client's SDP cannot be used (answered with 90100023)."""
+
+
+def _pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+
+def _is_rtx(codec: Any) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
+@dataclass
+class TrackInfo:
+    """What the publisher says about one of its m-lines."""
+
+    mid: str
+    kind: str
+    resolution_id: str | None = None
+
+
+@dataclass(eq=False)
+class Publisher:
+    session_id: str
+    stream_type: str
+    router: Router
+    pc: RTCPeerConnection = field(default_factory=_pc)
+    sources: list[Source] = field(default_factory=list)
+    rtcp_ssrc: int = field(default_factory=lambda: random.randint(1, 0xFFFFFFFF))
+    _tasks: set = field(default_factory=set)
+    _transport_of: dict = field(default_factory=dict)
+
+    async def negotiate(self, offer_sdp: str, tracks: list[TrackInfo]) -> str:
+        try:
+            parsed = SessionDescription.parse(offer_sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        except Exception as exc:  # aiortc raises many types on bad SDP
+            raise SdpError(str(exc)) from None
+        self.pc.on("connectionstatechange",
+                   lambda: log.debug("publisher %s connection %s", self.session_id, self.pc.connectionState))
+        by_mid = {t.mid: t for t in tracks}
+        ssrc_of: dict[str, int] = {}
+        for media in parsed.media:
+            if media.kind in ("audio", "video") and media.ssrc:
+                ssrc_of[media.rtp.muxId] = media.ssrc[0].ssrc
+        for transceiver in self.pc.getTransceivers():
+            transceiver.direction = "recvonly"
+            codecs = [c for c in transceiver._codecs if not _is_rtx(c)]
+            transceiver._codecs = codecs[:1]
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        transports: dict[int, Any] = {}
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            info = by_mid.get(mid)
+            ssrc = ssrc_of.get(mid)
+            if info is None or ssrc is None or not transceiver._codecs:
+                continue
+            codec = transceiver._codecs[0]
+            dtls = transceiver.receiver.transport
+            transports[id(dtls)] = dtls
+            src = self.router.add_source(
+                ssrc=ssrc,
+                kind=transceiver.kind,
+                session_id=self.session_id,
+                stream_type=self.stream_type,
+                resolution_id=info.resolution_id,
+                codec=codec.mimeType.split("/")[1].lower(),
+                clock_rate=codec.clockRate,
+                request_keyframe_upstream=lambda ssrc, d=dtls: self._send_rtcp(d, build_pli(self.rtcp_ssrc, ssrc)),
+                request_nack_upstream=lambda ssrc, seqs, d=dtls: self._send_rtcp(
+                    d, build_nack(self.rtcp_ssrc, ssrc, seqs)),
+            )
+            self.sources.append(src)
+            self._transport_of[src.id] = dtls
+        if not transports:
+            raise SdpError("the offer has no media this stream announced")
+        # Bundled clients share one transport; unbundled ones (BALANCED policy) have one
+        # per m-line: every one of them is tapped.
+        for dtls in transports.values():
+            hooks.tap_ingress(dtls, self.router.on_rtp)
+
+        for transceiver in self.pc.getTransceivers():
+            transceiver.receiver.on_sender_report = self._on_sender_report
+        self._spawn(self._report_loop())
+        return self.pc.localDescription.sdp
+
+    def _on_sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
+        src = self.router.by_ssrc.get(ssrc)
+        if src is not None and src.stats is not None:
+            src.stats.on_sr(ntp)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send_rtcp(self, dtls: Any, data: bytes) -> None:
+        self._spawn(self._send_async(dtls, data))
+
+    @staticmethod
+    async def _send_async(dtls: Any, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError, AttributeError):
+            await dtls._send_rtp(data)
+
+    async def _report_loop(self) -> None:
+        """Receiver reports upstream (one per transport), so the publisher sees loss,
+        jitter and RTT."""
+        while True:
+            await asyncio.sleep(0.5 + random.random())
+            by_transport: dict[int, tuple[Any, list]] = {}
+            for src in self.sources:
+                if src.stats is not None and src.packets:
+                    dtls = self._transport_of[src.id]
+                    by_transport.setdefault(id(dtls), (dtls, []))[1].append(src.stats.report_block())
+            for dtls, blocks in by_transport.values():
+                await self._send_async(dtls, build_rr(self.rtcp_ssrc, blocks))
+
+    async def close(self) -> None:
+        for src in self.sources:
+            self.router.remove_source(src)
+        for task in list(self._tasks):
+            task.cancel()
+        await self.pc.close()
+
+
+@dataclass(eq=False)
+class Subscriber:
+    session_id: str
+    router: Router
+    pc: RTCPeerConnection = field(default_factory=_pc)
+    slots: list[Slot] = field(default_factory=list)
+    negotiated: bool = False
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def offer(self, video_slots: int, audio_slots: int) -> str:
+        video_caps = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/vp8"]
+        audio_caps = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == "audio/opus"]
+        for kind, count, caps in (("video", video_slots, video_caps), ("audio", audio_slots, audio_caps)):
+            for _ in range(count):
+                t = self.pc.addTransceiver(kind, direction="sendonly")
+                t.setCodecPreferences(caps)
+        self.pc.on("connectionstatechange", self._on_state)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        for t in self.pc.getTransceivers():
+            sender = t.sender
+            slot = Slot(kind=t.kind, mid=t.mid, ssrc=sender._ssrc)
+            sender.on_nack = lambda seqs, slot=slot: self.router.on_nack(slot, seqs)
+            sender.on_keyframe_request = lambda slot=slot: self.router.on_keyframe_request(slot)
+            sender.sender_report = lambda slot=slot: self._sender_report(slot)
+            self.slots.append(slot)
+        self._senders = {t.mid: t.sender for t in self.pc.getTransceivers()}
+        return self.pc.localDescription.sdp
+
+    async def answer(self, sdp: str) -> None:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        except Exception as exc:
+            raise SdpError(str(exc)) from None
+        self.negotiated = True
+
+    def _on_state(self) -> None:
+        log.debug("subscriber %s connection %s", self.session_id, self.pc.connectionState)
+        if self.pc.connectionState == "connected":
+            for t in self.pc.getTransceivers():
+                slot = next(s for s in self.slots if s.mid == t.mid)
+                sender = t.sender
+                send = hooks.egress(sender.transport)
+                codecs = [c for c in t._codecs if not _is_rtx(c)]
+                if send is None or not codecs:
+                    log.debug("slot %s not ready: egress=%s codecs=%s", slot.mid, send, codecs)
+                    continue
+                # The negotiated codec is known from the answer; the sender's own RTP task
+                # may start only later, after this state change.
+                sender.payload_type, sender.clock_rate = codecs[0].payloadType, codecs[0].clockRate
+                slot.downtrack = DownTrack(slot.ssrc, codecs[0].payloadType, codecs[0].clockRate,
+                                           slot.kind == "video")
+                slot.send = send
+                self.router.slot_ready(slot)
+            self.connected.set()
+
+    def _sender_report(self, slot: Slot) -> bytes | None:
+        dt = slot.downtrack
+        if dt is None or not dt.packets:
+            return None
+        # RTP time extrapolated from the last forwarded packet to now (one clock for
+        # the SR's NTP and RTP fields).
+        import time
+
+        elapsed = max(0.0, time.monotonic() - slot.last_sent_at)
+        clock = dt.clock_rate
+        rtp_ts = (dt.last_out_ts + int(elapsed * clock)) & 0xFFFFFFFF
+        return build_sr(slot.ssrc, ntp_now(), rtp_ts, dt.packets, dt.bytes)
+
+    def free_slot(self, kind: str) -> Slot | None:
+        for slot in self.slots:
+            if slot.kind == kind and slot.source is None and slot.pending is None:
+                return slot
+        return None
+
+    async def close(self) -> None:
+        for slot in self.slots:
+            self.router.detach(slot)
+        await self.pc.close()
