@@ -112,6 +112,8 @@ class Settings:
             workers=_env_int("KINDLING_WORKERS", os.cpu_count() or 1),
             worker_secret=os.environ.get("KINDLING_WORKER_SECRET") or None,
             media_host=os.environ.get("KINDLING_MEDIA_HOST", "127.0.0.1"),
+            video_slots=_env_int("KINDLING_VIDEO_SLOTS", 4),
+            audio_slots=_env_int("KINDLING_AUDIO_SLOTS", 4),
             rest_throttle=_env_bool("KINDLING_REST_THROTTLE", True),
             max_apps_per_project=_env_int("KINDLING_MAX_APPS_PER_PROJECT", 20),
             heartbeat_interval_s=_env_float("KINDLING_HEARTBEAT_INTERVAL", 5.0),
