@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sfu.downtrack import DownTrack
 from sfu.nack_cache import PacketCache
 from sfu.rtcp import ReceiveStats
-from sfu.rtp import h264_is_keyframe, parse, vp8_is_keyframe
+from sfu.rtp import audio_level, h264_is_keyframe, parse, vp8_is_keyframe
 
 KEYFRAME_REQUEST_MIN_INTERVAL_S = 0.3
 NACK_WINDOW = 64
@@ -39,6 +39,10 @@ class Source:
     clock_rate: int
     request_keyframe_upstream: Callable[[int], None]
     request_nack_upstream: Callable[[int, list[int]], None]
+    user_id: str = ""
+    level_ext: int = 0  # RFC 6464 header extension id (0: none negotiated)
+    bitrate: int = 0  # kbit/s announced by the publisher (video layers)
+    pixels: int = 0  # width * height (video layers)
     cache: PacketCache = field(default_factory=lambda: PacketCache(512))
     stats: ReceiveStats | None = None
     slots: list[Slot] = field(default_factory=list)  # currently fed by this source
@@ -48,6 +52,9 @@ class Source:
     max_seq: int = -1
     last_keyframe_request: float = 0.0
     last_packet_at: float = 0.0
+    level_sum: int = 0  # RFC 6464 levels of this tick (top-N ranking)
+    level_n: int = 0
+    loudness: float = 0.0
 
     def request_keyframe(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -68,6 +75,13 @@ class Slot:
     source: Source | None = None
     pending: Source | None = None
     last_sent_at: float = 0.0
+    # What the subscriber asked for on this slot (the source may be a lower layer of
+    # the same stream while bandwidth adaptation holds it down).
+    stream_key: tuple[str, str] | None = None  # (publisher session, stream type)
+    requested: str | None = None  # resolution id
+    floor_pixels: int = 0
+    step: int = 0  # layers below the requested one
+    top_n: bool = False  # an audio slot driven by the room's top-N ranking
 
 
 class Router:
@@ -75,6 +89,7 @@ class Router:
         self.by_ssrc: dict[int, Source] = {}
         self.by_id: dict[int, Source] = {}
         self._next_id = 1
+        self.rank_audio = False  # set while the room has top-N listeners
 
     # ------------------------------------------------------------------ the per-packet path
 
@@ -104,6 +119,11 @@ class Router:
                 src.request_nack_upstream(src.ssrc, [(last + i) & 0xFFFF for i in range(1, gap)])
         else:
             src.max_seq = seq
+        if self.rank_audio and src.level_ext:
+            level = audio_level(data, src.level_ext)
+            if level is not None:
+                src.level_sum += level[1]
+                src.level_n += 1
         if src.waiting and self._is_keyframe(src, data):
             self._complete_switches(src)
         for slot in src.slots:

@@ -23,7 +23,7 @@ from aiortc.sdp import SessionDescription
 from sfu import hooks
 from sfu.downtrack import DownTrack
 from sfu.forwarder import Router, Slot, Source
-from sfu.rtcp import build_nack, build_pli, build_rr, build_sr, ntp_now
+from sfu.rtcp import build_nack, build_pli, build_remb, build_rr, build_sr, ntp_now
 
 log = logging.getLogger("kindling.sfu.peers")
 
@@ -47,6 +47,12 @@ class TrackInfo:
     mid: str
     kind: str
     resolution_id: str | None = None
+    width: int = 0
+    height: int = 0
+    bitrate: int = 0
+
+
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 
 @dataclass(eq=False)
@@ -54,6 +60,7 @@ class Publisher:
     session_id: str
     stream_type: str
     router: Router
+    user_id: str = ""
     pc: RTCPeerConnection = field(default_factory=_pc)
     sources: list[Source] = field(default_factory=list)
     rtcp_ssrc: int = field(default_factory=lambda: random.randint(1, 0xFFFFFFFF))
@@ -89,6 +96,7 @@ class Publisher:
             codec = transceiver._codecs[0]
             dtls = transceiver.receiver.transport
             transports[id(dtls)] = dtls
+            level_ext = next((e.id for e in transceiver._headerExtensions if e.uri == AUDIO_LEVEL_URI), 0)
             src = self.router.add_source(
                 ssrc=ssrc,
                 kind=transceiver.kind,
@@ -100,6 +108,10 @@ class Publisher:
                 request_keyframe_upstream=lambda ssrc, d=dtls: self._send_rtcp(d, build_pli(self.rtcp_ssrc, ssrc)),
                 request_nack_upstream=lambda ssrc, seqs, d=dtls: self._send_rtcp(
                     d, build_nack(self.rtcp_ssrc, ssrc, seqs)),
+                user_id=self.user_id,
+                level_ext=level_ext if transceiver.kind == "audio" else 0,
+                bitrate=info.bitrate,
+                pixels=info.width * info.height,
             )
             self.sources.append(src)
             self._transport_of[src.id] = dtls
@@ -145,6 +157,13 @@ class Publisher:
                     by_transport.setdefault(id(dtls), (dtls, []))[1].append(src.stats.report_block())
             for dtls, blocks in by_transport.values():
                 await self._send_async(dtls, build_rr(self.rtcp_ssrc, blocks))
+            # REMB: let the publisher's encoder ramp up to what it announced (browsers
+            # start low and only raise their bitrate on receiver feedback).
+            video = [s for s in self.sources if s.kind == "video" and s.packets]
+            if video:
+                bps = sum(max(s.bitrate, 300) * 1250 for s in video)  # announced kbit/s + 25 %
+                dtls = self._transport_of[video[0].id]
+                await self._send_async(dtls, build_remb(self.rtcp_ssrc, bps, [s.ssrc for s in video]))
 
     async def close(self) -> None:
         for src in self.sources:
@@ -154,14 +173,29 @@ class Publisher:
         await self.pc.close()
 
 
+LOSS_ALPHA = 0.5
+
+
 @dataclass(eq=False)
 class Subscriber:
     session_id: str
     router: Router
+    user_id: str = ""
+    top_n: bool = False
     pc: RTCPeerConnection = field(default_factory=_pc)
     slots: list[Slot] = field(default_factory=list)
     negotiated: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    # Downlink adaptation: loss reported by the subscriber (EWMA of RR fraction lost on
+    # video slots), an optional cap (setNetworkBandwidth, kbit/s), when we last moved.
+    loss: float = 0.0
+    cap_kbps: int | None = None
+    last_adapt: float = 0.0
+    nacked: int = 0
+    _sent_mark: int = 0
+    faults: bool = False  # KINDLING_SFU_FAULTS=1: egress goes through a packet dropper
+    drop_ratio: float = 0.0
+    _drop_acc: float = 0.0
 
     async def offer(self, video_slots: int, audio_slots: int) -> str:
         video_caps = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/vp8"]
@@ -175,9 +209,11 @@ class Subscriber:
         for t in self.pc.getTransceivers():
             sender = t.sender
             slot = Slot(kind=t.kind, mid=t.mid, ssrc=sender._ssrc)
-            sender.on_nack = lambda seqs, slot=slot: self.router.on_nack(slot, seqs)
+            sender.on_nack = lambda seqs, slot=slot: self._on_nack(slot, seqs)
             sender.on_keyframe_request = lambda slot=slot: self.router.on_keyframe_request(slot)
             sender.sender_report = lambda slot=slot: self._sender_report(slot)
+            if t.kind == "video":
+                sender.on_report = self._on_report
             self.slots.append(slot)
         self._senders = {t.mid: t.sender for t in self.pc.getTransceivers()}
         return self.pc.localDescription.sdp
@@ -205,9 +241,41 @@ class Subscriber:
                 sender.payload_type, sender.clock_rate = codecs[0].payloadType, codecs[0].clockRate
                 slot.downtrack = DownTrack(slot.ssrc, codecs[0].payloadType, codecs[0].clockRate,
                                            slot.kind == "video")
-                slot.send = send
+                slot.send = self._faulty(send) if self.faults else send
                 self.router.slot_ready(slot)
             self.connected.set()
+
+    def _on_nack(self, slot: Slot, seqs: list[int]) -> None:
+        if slot.kind == "video":
+            self.nacked += len(seqs)
+        self.router.on_nack(slot, seqs)
+
+    def sample_loss(self) -> float:
+        """Downlink loss since the last call, from NACKs (which see every loss, while
+        receiver reports only count what retransmissions did not repair) and RRs."""
+        sent = sum(s.downtrack.packets for s in self.slots if s.kind == "video" and s.downtrack is not None)
+        delta, self._sent_mark = sent - self._sent_mark, sent
+        nacked, self.nacked = self.nacked, 0
+        if delta > 0:
+            self.loss = LOSS_ALPHA * min(1.0, nacked / delta) + (1 - LOSS_ALPHA) * self.loss
+        return self.loss
+
+    def _on_report(self, report: Any) -> None:
+        self.loss = max(self.loss, LOSS_ALPHA * (report.fraction_lost / 256) + (1 - LOSS_ALPHA) * self.loss)
+
+    def _faulty(self, send):
+        """Egress that drops ``drop_ratio`` of the packets, evenly spread: a lossy
+        downlink for tests (worker ``debug-drop``). Only installed when the worker
+        runs with KINDLING_SFU_FAULTS=1, so the normal path has no extra call."""
+
+        def maybe_send(data: bytes) -> None:
+            self._drop_acc += self.drop_ratio
+            if self._drop_acc >= 1.0:
+                self._drop_acc -= 1.0
+                return
+            send(data)
+
+        return maybe_send
 
     def _sender_report(self, slot: Slot) -> bytes | None:
         dt = slot.downtrack

@@ -16,7 +16,8 @@ from tests.conftest import sign
 EVENTS = (
     "peer-join", "peer-leave", "client-banned", "signature-expired", "remote-user-name-changed",
     "connection-state-changed", "Error", "stream-added", "stream-removed", "stream-updated", "stream-subscribed",
-    "media-reset",
+    "media-reset", "volume-indicator", "network-quality", "rtc-stats", "stream-interrupted", "stream-recovered",
+    "mute-audio", "unmute-audio", "mute-video", "unmute-video",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -74,9 +75,12 @@ async def frames_of_size(track, width: int, count: int, timeout: float = 15.0) -
 
 
 def start_worker(port: int, worker_id: str) -> subprocess.Popen:
+    # Fault injection (debug-drop) is on for test workers only.
+    env = dict(os.environ, KINDLING_SFU_FAULTS="1")
     return subprocess.Popen(
         [sys.executable, "-m", "sfu.worker", "--control", f"ws://127.0.0.1:{port}/rpc/worker",
          "--secret", WORKER_SECRET, "--media-host", "127.0.0.1", "--worker-id", worker_id],
+        env=env,
     )
 
 
@@ -87,11 +91,57 @@ async def media(kindling):
     kindling.workers = [start_worker(kindling.settings.port, "w1")]
     assert await kindling.services.workers.wait_for_workers(1, 20), "worker did not register"
     yield kindling
-    for p in kindling.workers:
-        p.terminate()
-    for p in kindling.workers:
+    await stop_workers(kindling.workers)
+
+
+async def stop_workers(workers: list[subprocess.Popen]) -> None:
+    """SIGTERM, then wait without blocking the event loop: the in-process control
+    plane must keep serving so the workers can close their RPC sockets cleanly."""
+    for p in workers:
+        if p.poll() is None:
+            p.terminate()
+    for p in workers:
         try:
-            p.wait(5)
+            await asyncio.to_thread(p.wait, 5)
         except subprocess.TimeoutExpired:
             p.kill()
+            await asyncio.to_thread(p.wait)
 
+
+
+class ToneTrack(AudioStreamTrack):
+    """A sine tone of a given amplitude (0..1): a speaker of known loudness, whose
+    RFC 6464 level aiortc's sender computes from the samples."""
+
+    def __init__(self, amplitude: float, freq: float = 440.0) -> None:
+        super().__init__()
+        self.amplitude = amplitude
+        self.freq = freq
+        self._t = 0
+
+    async def recv(self):
+        frame = await super().recv()
+        n = frame.samples
+        t = (np.arange(n) + self._t) / frame.sample_rate
+        self._t += n
+        samples = (np.sin(2 * np.pi * self.freq * t) * self.amplitude * 32767).astype(np.int16)
+        frame.planes[0].update(samples.tobytes())
+        return frame
+
+
+class PausableTrack(PatternTrack):
+    """A camera that can stop sending (to test stream-interrupted / -recovered)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.running = asyncio.Event()
+        self.running.set()
+
+    async def recv(self):
+        await self.running.wait()
+        return await super().recv()
+
+
+def rms(frames) -> float:
+    data = np.concatenate([f.to_ndarray().astype(np.float64).ravel() for f in frames])
+    return float(np.sqrt(np.mean(data**2)) / 32767)

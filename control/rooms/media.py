@@ -25,6 +25,8 @@ log = logging.getLogger("kindling.media")
 
 STREAM_TYPES = ("main", "auxiliary")
 MAX_RESOLUTIONS = 4
+# OQ-16: the floor of adaptation per minResolution (pixels of the smallest allowed layer).
+MIN_RESOLUTION_PIXELS = {"FHD": 1920 * 1080, "HD": 1280 * 720, "SD": 640 * 360, "LD": 0}
 
 
 def _event(name: str, data: dict) -> str:
@@ -98,12 +100,13 @@ class MediaCoordinator:
         if d["audio"]:
             tracks.append({"mid": d["audioMid"], "kind": "audio"})
         for v in d["video"]:
-            tracks.append({"mid": v["mid"], "kind": "video", "resolutionId": v["resolutionId"]})
+            tracks.append({"mid": v["mid"], "kind": "video", "resolutionId": v["resolutionId"], "width": v["width"],
+                           "height": v["height"], "bitrate": v["bitrate"]})
         async with self._lock(room):
             worker = self._worker(room)
             result = await self._call(worker, "publish", {
-                "roomUid": room.uid, "sessionId": member.session_id, "streamType": stype,
-                "sdp": d["sdp"], "tracks": tracks,
+                "roomUid": room.uid, "sessionId": member.session_id, "userId": member.user_id,
+                "streamType": stype, "sdp": d["sdp"], "tracks": tracks,
             })
         self.rooms._require_current(member)
         if stype in member.streams:
@@ -157,8 +160,11 @@ class MediaCoordinator:
         audio = d.get("audio")
         video = d.get("video")
         res_ids = d.get("resolutionIds")
+        if audio and member.top_n:
+            # OQ-18: a top-N listener gets the loudest speakers, not chosen audio.
+            raise SignallingError(ClientErrors.TOPN_SUB_MODE_FAULT, "audio is chosen by top-N mode")
         if audio is None and video is None:
-            audio, video = True, True  # no option: audio and the highest resolution
+            audio, video = not member.top_n, True  # no option: audio and the highest resolution
         audio, video = bool(audio), bool(video)
         if not audio and not video:
             raise SignallingError(ClientErrors.INVALID_SUBSCRIBED_INFO, "audio and video cannot both be false")
@@ -197,16 +203,20 @@ class MediaCoordinator:
                 new_res = cur_res
         return await self._apply(member, target, target.streams[stype], new_audio, new_res)
 
-    async def _apply(self, member: Member, target: Member, stream: Stream, audio: bool,
-                     res: tuple[str, ...]) -> dict:
-        room = member.room
+    def _session_params(self, member: Member) -> dict:
         s = self.rooms._settings
+        return {"roomUid": member.room.uid, "sessionId": member.session_id, "userId": member.user_id,
+                "topN": member.top_n, "videoSlots": s.video_slots, "audioSlots": s.audio_slots}
+
+    async def _apply(self, member: Member, target: Member, stream: Stream, audio: bool,
+                     res: tuple[str, ...], floor: str | None = None) -> dict:
+        room = member.room
         async with self._lock(room):
             worker = self._worker(room)
             result = await self._call(worker, "subscribe", {
-                "roomUid": room.uid, "sessionId": member.session_id, "publisherSession": target.session_id,
+                **self._session_params(member), "publisherSession": target.session_id,
                 "streamType": stream.type, "audio": audio, "resolutionIds": list(res) if res else None,
-                "videoSlots": s.video_slots, "audioSlots": s.audio_slots,
+                "floorPixels": MIN_RESOLUTION_PIXELS.get(floor or "LD", 0),
             })
         key = (target.user_id, stream.type)
         if audio or res:
@@ -218,6 +228,58 @@ class MediaCoordinator:
             "assignments": result.get("assignments", []),
             "stream": stream_info(target, stream),
         }
+
+    async def batch_subscribe(self, member: Member, infos: list[dict]) -> dict:
+        """R-SUB-05: the list is the complete set of video subscriptions (main streams);
+        users left out lose their video, audio subscriptions are untouched."""
+        room = member.room
+        wanted: dict[str, dict] = {}
+        for info in infos:
+            target = room.members.get(info["userId"])
+            stream = target.streams.get("main") if target is not None else None
+            if target is None or stream is None or target is member:
+                raise SignallingError(ClientErrors.INVALID_SUBSCRIBED_INFO, f"no stream of {info['userId']}",
+                                      "RTC.32000010")
+            res = info.get("resolutionIds") or ([stream.highest()] if stream.highest() else [])
+            unknown = [r for r in res if r not in stream.resolution_ids()]
+            if unknown:
+                raise SignallingError(ClientErrors.INVALID_SUBSCRIBED_INFO, f"unknown resolutionIds {unknown}",
+                                      "RTC.32000010")
+            wanted[target.user_id] = {"res": tuple(dict.fromkeys(res)), "floor": info.get("minResolution")}
+        results = []
+        for (user_id, stype), (audio, res) in list(member.subscriptions.items()):
+            if stype == "main" and user_id not in wanted and res:
+                target = room.members.get(user_id)
+                if target is not None and "main" in target.streams:
+                    await self._apply(member, target, target.streams["main"], audio, ())
+        for user_id, w in wanted.items():
+            target = room.members[user_id]
+            audio = member.subscriptions.get((user_id, "main"), (False, ()))[0]
+            results.append(await self._apply(member, target, target.streams["main"], audio, w["res"], w["floor"]))
+        offer = next((r["offer"] for r in results if r.get("offer")), None)
+        return {"offer": offer, "results": [{**r, "offer": None} for r in results]}
+
+    async def subscriber_connect(self, member: Member) -> dict:
+        async with self._lock(member.room):
+            worker = self._worker(member.room)
+            return await self._call(worker, "subscriber-connect", self._session_params(member))
+
+    async def set_bandwidth(self, member: Member, max_kbps: int) -> None:
+        worker = self._worker(member.room)
+        await self._call(worker, "set-bandwidth", {"roomUid": member.room.uid, "sessionId": member.session_id,
+                                                  "maxKbps": max_kbps})
+
+    def on_volume(self, room_uid: str, speakers: list[dict]) -> None:
+        """A worker's top-N ranking tick: ``volume-indicator`` to the room's top-N listeners."""
+        room = next((r for r in self.rooms.rooms.values() if r.uid == room_uid), None)
+        if room is None:
+            return
+        payload = json.dumps({"type": "event", "event": "volume-indicator",
+                              "data": [{"user_id": s["userId"], "volume": s["volume"]} for s in speakers]},
+                             separators=(",", ":"))
+        for m in room.members.values():
+            if m.top_n:
+                m.send(payload)
 
     async def subscriber_answer(self, member: Member, sdp: str) -> None:
         room = member.room

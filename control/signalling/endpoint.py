@@ -190,6 +190,14 @@ class Connection:
         if t == "subscriberAnswer":
             await media.subscriber_answer(self._joined(), protocol.sdp_only(req.data))
             return None
+        if t == "batchSubscribe":
+            return await media.batch_subscribe(self._joined(), protocol.batch_subscribe_request(req.data))
+        if t == "subscriberConnect":
+            protocol.empty(req.data)
+            return await media.subscriber_connect(self._joined())
+        if t == "setNetworkBandwidth":
+            await media.set_bandwidth(self._joined(), protocol.bandwidth_request(req.data))
+            return None
         if t == "mute":
             stype, kind, muted = protocol.mute_request(req.data)
             media.mute(self._joined(), stype, kind, muted)

@@ -27,6 +27,7 @@ MAX_REQUEST_ID = 64
 REQUEST_TYPES = (
     "join", "resume", "leave", "switchRole", "changeUserName", "renewSignature", "heartbeat",
     "publish", "unpublish", "subscribe", "unsubscribe", "subscriberAnswer", "mute",
+    "batchSubscribe", "subscriberConnect", "setNetworkBandwidth",
 )
 MAX_SDP = 256 * 1024
 STREAM_TYPES = ("main", "auxiliary")
@@ -268,3 +269,26 @@ def mute_request(data: dict[str, Any]) -> tuple[str, str, bool]:
 
 def stream_type_only(data: dict[str, Any]) -> str:
     return Fields(data, {"type"}).stream_type()
+
+
+def batch_subscribe_request(data: dict[str, Any]) -> list[dict[str, Any]]:
+    f = Fields(data, {"subscribeInfos"})
+    infos = f.data.get("subscribeInfos")
+    if not isinstance(infos, list) or len(infos) > 500:
+        raise _bad("'subscribeInfos' must be a list")
+    out = []
+    for item in infos:
+        if not isinstance(item, dict):
+            raise _bad("each subscribeInfo must be an object")
+        g = Fields(item, {"userId", "resolutionIds", "minResolution"})
+        floor = item.get("minResolution")
+        if floor is not None and floor not in ("FHD", "HD", "SD", "LD"):
+            raise _bad("'minResolution' must be FHD, HD, SD or LD")
+        out.append({"userId": g.ident("userId"), "resolutionIds": g.string_list("resolutionIds", MAX_RESOLUTIONS),
+                    "minResolution": floor})
+    return out
+
+
+def bandwidth_request(data: dict[str, Any]) -> int:
+    # client-sdk.md §3.21: maxBandwidth in [3072, 51200] kbit/s.
+    return Fields(data, {"maxBandwidth"}).integer("maxBandwidth", 3072, 51200)

@@ -81,10 +81,14 @@ class Client:
         self.room_id: str | None = None
         self.user_id: str | None = None
         self.role: int | None = None
+        self.top_n = False
         self._pub_pcs: dict[str, Any] = {}  # stream type -> RTCPeerConnection
         self._local: dict[str, LocalStream] = {}
         self._sub_pc: Any = None
         self._relay = media.MediaRelay()
+        self._monitor: asyncio.Task | None = None
+        self._detect_interval: float | None = None
+        self._rtc_stats_interval: float | None = None
         self.remote_streams: dict[tuple[str, str], RemoteStream] = {}
 
     # ------------------------------------------------------------------ events
@@ -155,6 +159,11 @@ class Client:
             self._set_state(DISCONNECTED)
             raise
         self.room_id, self.user_id, self.role = room_id, user_id, role
+        self.top_n = top_n
+        if top_n:
+            # Top-N audio arrives without any subscription: open the subscriber connection now.
+            result = await self.request("subscriberConnect")
+            await self._wire(None, result)
         return self._session
 
     async def leave(self) -> None:
@@ -243,7 +252,40 @@ class Client:
         result = await self.request("unsubscribe", data)
         await self._wire(stream, result)
 
-    async def _wire(self, stream: RemoteStream, result: dict) -> None:
+    async def batch_subscribe(self, infos: list[dict]) -> None:
+        """Replace the whole set of video subscriptions (main streams): ``infos`` is
+        ``[{"userId", "resolutionIds"?, "minResolution"?}]``; audio is untouched."""
+        data = {"subscribeInfos": [
+            {k: v for k, v in i.items() if k in ("userId", "resolutionIds", "minResolution") and v is not None}
+            for i in infos
+        ]}
+        result = await self.request("batchSubscribe", data)
+        if result.get("offer"):
+            await self._wire(None, {"offer": result["offer"]})
+        for r in result.get("results", []):
+            info = r["stream"]
+            stream = self.remote_streams.get((info["userId"], info["type"])) or RemoteStream.from_info(info)
+            await self._wire(stream, r)
+            self._emit("stream-subscribed", {"stream": stream})
+
+    def set_network_bandwidth(self, max_bandwidth_kbps: int) -> Any:
+        """Cap the total media bandwidth this client receives (3072..51200 kbit/s)."""
+        return self._spawn_result(self.request("setNetworkBandwidth", {"maxBandwidth": max_bandwidth_kbps}))
+
+    def _spawn_result(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def top_n_audio_tracks(self) -> list:
+        """The receiving tracks of the top-N audio slots (top-N mode only)."""
+        if self._sub_pc is None:
+            return []
+        return [t.receiver.track for t in self._sub_pc.getTransceivers() if t.kind == "audio"][:3]
+
+    async def _wire(self, stream: RemoteStream | None, result: dict) -> None:
         offer = result.get("offer")
         if offer:
             if self._sub_pc is not None:
@@ -251,6 +293,8 @@ class Client:
             self._sub_pc = media.new_peer_connection()
             answer = await media.accept_subscriber_offer(self._sub_pc, offer)
             await self.request("subscriberAnswer", {"sdp": answer})
+        if stream is None:
+            return
         stream.audio_track = None
         stream.video_tracks = {}
         for a in result.get("assignments", []):
@@ -284,6 +328,119 @@ class Client:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # ------------------------------------------------------------------ quality monitoring
+
+    def enable_stream_state_detection(self, enable: bool, interval: float = 3.0) -> None:
+        """``stream-interrupted`` when a subscribed video brings no packets for
+        ``interval`` seconds (1..60), ``stream-recovered`` when it flows again."""
+        if not 1 <= interval <= 60:
+            raise RtcError(90000005, "invalid parameter", "interval must be in [1, 60]")
+        self._detect_interval = interval if enable else None
+        self._ensure_monitor()
+
+    def enable_rtc_stats(self, enable: bool, interval_ms: int = 1000) -> None:
+        """Periodic ``rtc-stats`` events (client-sdk.md rtcStatsInfo)."""
+        self._rtc_stats_interval = interval_ms / 1000 if enable else None
+        self._ensure_monitor()
+
+    def _ensure_monitor(self) -> None:
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.ensure_future(self._monitor_loop())
+
+    async def _monitor_loop(self) -> None:
+        last_packets: dict[str, tuple[int, float]] = {}
+        interrupted: set[str] = set()
+        last_stats = 0.0
+        last_quality: tuple[int, int] | None = None
+        loop = asyncio.get_running_loop()
+        while self._session is not None or not self._ended:
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            sub_stats = await self._sub_pc.getStats() if self._sub_pc is not None else {}
+            inbound = {s.ssrc: s for s in sub_stats.values() if s.type == "inbound-rtp"}
+            if self._detect_interval is not None and self._sub_pc is not None:
+                for stream in list(self.remote_streams.values()):
+                    for track in stream.video_tracks.values():
+                        packets = self._packets_for(track, inbound)
+                        key = f"{stream.user_id}/{stream.type}/{id(track)}"
+                        seen = last_packets.get(key)
+                        if seen is None or packets != seen[0]:
+                            last_packets[key] = (packets, now)
+                            if key in interrupted:
+                                interrupted.discard(key)
+                                self._emit("stream-recovered", [{"userId": stream.user_id,
+                                                                 "isScreen": stream.type == "auxiliary"}])
+                        elif now - seen[1] >= self._detect_interval and key not in interrupted:
+                            interrupted.add(key)
+                            self._emit("stream-interrupted", [{"userId": stream.user_id,
+                                                               "isScreen": stream.type == "auxiliary"}])
+            if now - last_stats >= 2.0:
+                quality = await self._network_quality(inbound)
+                if quality != last_quality:
+                    last_quality = quality
+                    self._emit("network-quality", {"uplinkNetworkQuality": quality[0],
+                                                   "downlinkNetworkQuality": quality[1]})
+            if self._rtc_stats_interval is not None and now - last_stats >= self._rtc_stats_interval:
+                last_stats = now
+                self._emit("rtc-stats", await self._rtc_stats(inbound))
+            elif now - last_stats >= 2.0:
+                last_stats = now
+
+    def _packets_for(self, track: Any, inbound: dict) -> int:
+        for t in self._sub_pc.getTransceivers():
+            if t.receiver.track is track:
+                # aiortc names a receiver's stats "inbound-rtp_<id(receiver)>".
+                suffix = f"_{id(t.receiver)}"
+                return sum(s.packetsReceived for s in inbound.values() if s.id.endswith(suffix))
+        return 0
+
+    async def _network_quality(self, inbound: dict) -> tuple[int, int]:
+        """0 unknown, 1 excellent … 6 down (client-sdk.md §8.6), from loss and RTT."""
+        def grade(loss: float, rtt_ms: float) -> int:
+            if loss < 0.01 and rtt_ms < 100:
+                return 1
+            if loss < 0.03 and rtt_ms < 200:
+                return 2
+            if loss < 0.08 and rtt_ms < 300:
+                return 3
+            if loss < 0.15 and rtt_ms < 500:
+                return 4
+            if loss < 0.3:
+                return 5
+            return 6
+
+        up = 0
+        if self._pub_pcs:
+            report = await next(iter(self._pub_pcs.values())).getStats()
+            remote = [s for s in report.values() if s.type == "remote-inbound-rtp"]
+            if remote:
+                loss = max(getattr(s, "fractionLost", 0) or 0 for s in remote)
+                rtt = max((getattr(s, "roundTripTime", 0) or 0) for s in remote) * 1000
+                up = grade(loss, rtt)
+        down = 0
+        if inbound:
+            received = sum(s.packetsReceived for s in inbound.values())
+            lost = sum(max(0, s.packetsLost) for s in inbound.values())
+            down = grade(lost / max(1, received + lost), 0) if received else 0
+        return up, down
+
+    async def _rtc_stats(self, inbound: dict) -> list[dict]:
+        out = []
+        for stype, pc in self._pub_pcs.items():
+            report = await pc.getStats()
+            for s in report.values():
+                if s.type == "outbound-rtp":
+                    out.append({"userName": self.user_id or "", "isRemote": False,
+                                "streamType": "desktop" if stype == "auxiliary" else "main",
+                                "mediaType": s.kind, "bitrate": 0, "frameRate": 0, "rtt": 0, "jitter": 0,
+                                "pktLossRate": 0})
+        for s in inbound.values():
+            lost = max(0, s.packetsLost)
+            out.append({"userName": "", "isRemote": True, "streamType": "main", "mediaType": s.kind,
+                        "bitrate": 0, "frameRate": 0, "rtt": 0, "jitter": s.jitter,
+                        "pktLossRate": lost / max(1, s.packetsReceived + lost)})
+        return out
+
     # ------------------------------------------------------------------ statistics
 
     async def get_transport_stats(self) -> dict:
@@ -298,7 +455,8 @@ class Client:
         received = 0
         if self._sub_pc is not None:
             sub = await self._sub_pc.getStats()
-            received = sum(getattr(s, "bytesReceived", 0) for s in sub.values() if s.type == "inbound-rtp")
+            # aiortc's inbound stats carry no byte counts; the transport's do.
+            received = sum(getattr(s, "bytesReceived", 0) for s in sub.values() if s.type == "transport")
         return {"bytesSent": sent, "bytesReceived": received, "rtt": (rtts[0] * 1000) if rtts else 0}
 
     async def get_local_video_stats(self) -> dict:
@@ -319,8 +477,8 @@ class Client:
         if self._sub_pc is None:
             return []
         report = await self._sub_pc.getStats()
-        return [{"ssrc": s.ssrc, "bytesReceived": s.bytesReceived, "packetsReceived": s.packetsReceived,
-                 "packetsLost": s.packetsLost, "jitter": s.jitter}
+        return [{"ssrc": s.ssrc, "packetsReceived": s.packetsReceived, "packetsLost": s.packetsLost,
+                 "jitter": s.jitter}
                 for s in report.values() if s.type == "inbound-rtp" and s.kind == kind]
 
     async def close(self) -> None:
@@ -444,15 +602,18 @@ class Client:
 
     async def _reconnect(self) -> None:
         """Reconnect and resume within the keepalive window (R-CONN-03/04)."""
-        assert self._session is not None
+        session = self._session
+        if session is None:
+            return
+        token = session["resumeToken"]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + float(self._session.get("keepalive", 60))
+        deadline = loop.time() + float(session.get("keepalive", 60))
         delay = 0.2
         self._set_state(RECONNECTING)
         while not self._ended and loop.time() < deadline:
             try:
                 await self._connect(RECONNECTING)
-                self._session = await self.request("resume", {"resumeToken": self._session["resumeToken"]})
+                self._session = await self.request("resume", {"resumeToken": token})
                 self._set_state(CONNECTED)
                 return
             except RtcError as exc:
@@ -485,7 +646,7 @@ class Client:
 
     async def _shutdown(self) -> None:
         current = asyncio.current_task()
-        for task in (self._heartbeat, self._reconnector):
+        for task in (self._heartbeat, self._reconnector, self._monitor):
             if task is not None and task is not current and not task.done():
                 task.cancel()
         ws, self._ws = self._ws, None
