@@ -10,7 +10,9 @@ over the packets:
 * ``ForwardingSender`` replaces ``RTCRtpSender``: never encodes; its RTCP loop
   sends sender reports from what the worker forwarded; NACK/PLI/FIR/REMB from the
   subscriber go to callbacks.
-* ``tap_ingress`` receives decrypted RTP bytes of a publisher's DTLS transport.
+* ``tap_ingress`` receives decrypted RTP bytes of a publisher's DTLS transport;
+  ``tap_socket`` then moves that to the UDP socket itself once ICE has nominated
+  a pair (decrypt inline, no asyncio queue or task hop per packet).
 * ``egress`` gives a synchronous ``send(bytes)`` that protects and writes straight
   to the nominated UDP pair (no task switch, no await per packet).
 
@@ -173,6 +175,39 @@ def tap_ingress(dtls: RTCDtlsTransport, handler: Callable[[bytes], None]) -> Non
         handler(data)
 
     dtls._handle_rtp_data = _handle_rtp_data  # type: ignore[method-assign]
+
+
+def tap_socket(dtls: RTCDtlsTransport, handler: Callable[[bytes], None]) -> bool:
+    """The fast ingress: take SRTP straight off the nominated UDP socket, decrypt and
+    hand it to ``handler`` inside ``datagram_received``, with no queue, no task
+    switch and no await (notes/aiortc-sfu.md §1.4 "ingress, fastest"). STUN, DTLS
+    and SRTCP still go to aioice/aiortc. Returns False if the transport is not
+    connected yet (``tap_ingress`` keeps delivering meanwhile)."""
+    srtp = dtls._rx_srtp
+    connection = getattr(dtls.transport, "_connection", None)
+    pair = connection._nominated.get(1) if connection is not None else None
+    if srtp is None or pair is None:
+        return False
+    protocol = pair.protocol
+    original = protocol.datagram_received
+    if getattr(original, "kindling_tap", False):
+        return True
+    unprotect = srtp.unprotect
+
+    def datagram_received(data: bytes, addr: Any) -> None:
+        # RTP: version 2 (first byte 128..191) and not an RTCP packet type (192..208).
+        if len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+            try:
+                plain = unprotect(data)
+            except Exception:  # replayed, unauthenticated or garbage: drop as libsrtp would
+                return
+            handler(plain)
+            return
+        original(data, addr)
+
+    datagram_received.kindling_tap = True  # type: ignore[attr-defined]
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    return True
 
 
 def egress(dtls: RTCDtlsTransport) -> Callable[[bytes], None] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,13 @@ class TrackInfo:
 
 
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+# The socket-level ingress (sfu.hooks.tap_socket); KINDLING_SFU_INGRESS=queue keeps
+# aiortc's receive queue (for A/B profiling).
+DIRECT_INGRESS = os.environ.get("KINDLING_SFU_INGRESS", "direct") == "direct"
+# One video codec per deployment: a subscriber slot is negotiated once and can only
+# carry what its m-line negotiated, so publishers and slots must agree (R-STR-09:
+# H.264 for Firefox-heavy tenants, VP8 otherwise).
+VIDEO_CODEC = os.environ.get("KINDLING_VIDEO_CODEC", "vp8").lower()
 
 
 @dataclass(eq=False)
@@ -73,8 +81,7 @@ class Publisher:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         except Exception as exc:  # aiortc raises many types on bad SDP
             raise SdpError(str(exc)) from None
-        self.pc.on("connectionstatechange",
-                   lambda: log.debug("publisher %s connection %s", self.session_id, self.pc.connectionState))
+        self.pc.on("connectionstatechange", self._on_state)
         by_mid = {t.mid: t for t in tracks}
         ssrc_of: dict[str, int] = {}
         for media in parsed.media:
@@ -83,6 +90,11 @@ class Publisher:
         for transceiver in self.pc.getTransceivers():
             transceiver.direction = "recvonly"
             codecs = [c for c in transceiver._codecs if not _is_rtx(c)]
+            if transceiver.kind == "video":
+                codecs = [c for c in codecs if c.mimeType.lower() == f"video/{VIDEO_CODEC}"]
+                if not codecs:
+                    raise SdpError(f"the offer has no {VIDEO_CODEC.upper()} video (this server forwards "
+                                   f"{VIDEO_CODEC.upper()})")
             transceiver._codecs = codecs[:1]
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
@@ -126,6 +138,12 @@ class Publisher:
             transceiver.receiver.on_sender_report = self._on_sender_report
         self._spawn(self._report_loop())
         return self.pc.localDescription.sdp
+
+    def _on_state(self) -> None:
+        log.debug("publisher %s connection %s", self.session_id, self.pc.connectionState)
+        if self.pc.connectionState == "connected" and DIRECT_INGRESS:
+            for dtls in {id(d): d for d in self._transport_of.values()}.values():
+                hooks.tap_socket(dtls, self.router.on_rtp)
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
         src = self.router.by_ssrc.get(ssrc)
@@ -198,7 +216,8 @@ class Subscriber:
     _drop_acc: float = 0.0
 
     async def offer(self, video_slots: int, audio_slots: int) -> str:
-        video_caps = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/vp8"]
+        video_caps = [c for c in RTCRtpSender.getCapabilities("video").codecs
+                      if c.mimeType.lower() == f"video/{VIDEO_CODEC}"]
         audio_caps = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == "audio/opus"]
         for kind, count, caps in (("video", video_slots, video_caps), ("audio", audio_slots, audio_caps)):
             for _ in range(count):
@@ -240,7 +259,7 @@ class Subscriber:
                 # may start only later, after this state change.
                 sender.payload_type, sender.clock_rate = codecs[0].payloadType, codecs[0].clockRate
                 slot.downtrack = DownTrack(slot.ssrc, codecs[0].payloadType, codecs[0].clockRate,
-                                           slot.kind == "video")
+                                           codecs[0].mimeType.lower() == "video/vp8")
                 slot.send = self._faulty(send) if self.faults else send
                 self.router.slot_ready(slot)
             self.connected.set()

@@ -74,9 +74,9 @@ async def frames_of_size(track, width: int, count: int, timeout: float = 15.0) -
     return run
 
 
-def start_worker(port: int, worker_id: str) -> subprocess.Popen:
+def start_worker(port: int, worker_id: str, **env_extra: str) -> subprocess.Popen:
     # Fault injection (debug-drop) is on for test workers only.
-    env = dict(os.environ, KINDLING_SFU_FAULTS="1")
+    env = dict(os.environ, KINDLING_SFU_FAULTS="1", **env_extra)
     return subprocess.Popen(
         [sys.executable, "-m", "sfu.worker", "--control", f"ws://127.0.0.1:{port}/rpc/worker",
          "--secret", WORKER_SECRET, "--media-host", "127.0.0.1", "--worker-id", worker_id],

@@ -185,3 +185,34 @@ async def test_worker_failure_moves_the_room_and_clients_republish(media):
     assert room.worker_id not in (None, first)
     await bob.subscribe(again, resolution_ids=["low"], video=True, audio=False)
     await frames_of_size(again.video_track, 320, 3)
+
+
+async def test_h264_when_the_deployment_forwards_h264(kindling):
+    from tests.media_fixtures import start_worker, stop_workers
+
+    k = kindling
+    k.settings.worker_secret = "test-worker-secret"
+    workers = [start_worker(k.settings.port, "h264", KINDLING_VIDEO_CODEC="h264")]
+    try:
+        assert await k.services.workers.wait_for_workers(1, 20)
+        app_id, key = await k.app()
+        alice = k.client(app_id, video_codec="h264")
+        from tests.conftest import sign
+
+        ctime, sig = sign(key, app_id, "r", "alice")
+        await alice.join("r", user_id="alice", ctime=ctime, signature=sig, role=0)
+        await alice.publish(camera(high=None, audio=False))
+        bob, rec = await joined(k, app_id, key, "r", "bob", role=2)
+        stream = (await rec.wait("stream-added"))["stream"]
+        await bob.subscribe(stream, video=True, audio=False)
+        got = await frames_of_size(stream.video_track, 320, 5)
+        assert got[-1].height == 180
+        # A VP8-only publisher is refused with the SDP code on this deployment.
+        carol = k.client(app_id)
+        ctime, sig = sign(key, app_id, "r", "carol")
+        await carol.join("r", user_id="carol", ctime=ctime, signature=sig, role=0)
+        with pytest.raises(RtcError) as exc:
+            await carol.publish(camera(high=None, audio=False))
+        assert exc.value.code == 90100023
+    finally:
+        await stop_workers(workers)

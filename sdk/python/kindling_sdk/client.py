@@ -57,12 +57,14 @@ class Client:
         connect_timeout: float = 10.0,
         reconnect: bool = True,
         ssl: Any = None,
+        video_codec: str = "vp8",
     ) -> None:
         self.url = signalling_url(server)
         self.app_id = app_id
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self.auto_reconnect = reconnect
+        self.video_codec = video_codec.lower()  # must match the server's KINDLING_VIDEO_CODEC
         self._ssl = ssl
         self._handlers: dict[str, list[Callable]] = {}
         self._state = DISCONNECTED
@@ -205,7 +207,7 @@ class Client:
         """Publish a local stream (joiners only: players get 90100022)."""
         if stream.type in self._pub_pcs:
             raise RtcError(90100207, "stream is pushed already")
-        pc, request = await media.build_publish_offer(stream, self._relay)
+        pc, request = await media.build_publish_offer(stream, self._relay, self.video_codec)
         try:
             result = await self.request("publish", request)
             await media.apply_answer(pc, result["sdp"])

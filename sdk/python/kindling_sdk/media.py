@@ -98,7 +98,8 @@ def preferred(kind: str, mime: str) -> list[Any]:
     return [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType.lower() == mime]
 
 
-async def build_publish_offer(stream: LocalStream, relay: MediaRelay) -> tuple[RTCPeerConnection, dict]:
+async def build_publish_offer(stream: LocalStream, relay: MediaRelay,
+                              video_codec: str = "vp8") -> tuple[RTCPeerConnection, dict]:
     """A publisher connection with one sendonly m-line per track, and the
     ``publish`` request that describes it. Tracks go through ``relay`` because
     aiortc stops a sender's track when its connection closes: the stream must
@@ -112,7 +113,7 @@ async def build_publish_offer(stream: LocalStream, relay: MediaRelay) -> tuple[R
     video = []
     for res in stream.resolutions:
         t = pc.addTransceiver(relay.subscribe(res.track, buffered=False), direction="sendonly")
-        t.setCodecPreferences(preferred("video", "video/vp8"))
+        t.setCodecPreferences(preferred("video", f"video/{video_codec}"))
         video.append((res, t))
     await pc.setLocalDescription(await pc.createOffer())
     request = {
