@@ -216,3 +216,34 @@ async def test_h264_when_the_deployment_forwards_h264(kindling):
         assert exc.value.code == 90100023
     finally:
         await stop_workers(workers)
+
+
+async def test_R_STR_05_republish_sends_stream_updated_and_keeps_subscriptions(media):
+    from tests.media_fixtures import PatternTrack
+
+    k = media
+    app_id, key = await k.app()
+    alice, _ = await joined(k, app_id, key, "r", "alice")
+    stream = camera(high=None)
+    await alice.publish(stream)
+    bob, rec = await joined(k, app_id, key, "r", "bob", role=2)
+    remote = (await rec.wait("stream-added"))["stream"]
+    await bob.subscribe(remote, video=True, audio=False, resolution_ids=["low"])
+    track = remote.video_tracks["low"]
+    await frames_of_size(track, 320, 3)
+    stream.add_resolution("high", PatternTrack(640, 360), 640, 360, 30, 800)
+    await alice.republish(stream)
+    updated = (await rec.wait("stream-updated"))["stream"]
+    assert sorted(v["resolutionId"] for v in updated.video) == ["high", "low"]
+    assert updated.stream_id == remote.stream_id
+    # The existing subscription carries on: frames keep arriving well after the switch
+    # to the new publisher connection (the queue of old frames is long drained by then).
+    import time as _time
+
+    start = _time.monotonic()
+    count = 0
+    while _time.monotonic() - start < 2.5:
+        frame = await asyncio.wait_for(track.recv(), 3)
+        assert frame.width == 320
+        count += 1
+    assert count > 40

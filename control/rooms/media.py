@@ -92,9 +92,12 @@ class MediaCoordinator:
             raise SignallingError(ClientErrors.ROLE_NO_PERMISSION, "players cannot publish", "RTC.32000028")
         stype = d["type"]
         room = member.room
-        if stype in member.streams:
+        replacing = member.streams.get(stype) if d.get("replace") else None
+        if stype in member.streams and replacing is None:
             raise SignallingError(ClientErrors.STREAM_ALREADY_PUSHED)
-        if stype == "auxiliary" and any("auxiliary" in m.streams for m in room.members.values()):
+        if d.get("replace") and replacing is None:
+            raise SignallingError(ClientErrors.INVALID_OPERATION, "nothing to republish: publish it first")
+        if stype == "auxiliary" and replacing is None and any("auxiliary" in m.streams for m in room.members.values()):
             raise SignallingError(ClientErrors.DESKTOP_NUMBER_OUT_OF_RANGE, None, "RTC.34000007")
         tracks = []
         if d["audio"]:
@@ -109,13 +112,35 @@ class MediaCoordinator:
                 "streamType": stype, "sdp": d["sdp"], "tracks": tracks,
             })
         self.rooms._require_current(member)
+        video = [{k: v[k] for k in ("resolutionId", "width", "height", "frameRate", "bitrate")} for v in d["video"]]
+        if replacing is not None:
+            # R-STR-05: same stream, new tracks or specifications: stream-updated, and the
+            # subscriptions to what still exists carry on without a new subscribe.
+            if member.streams.get(stype) is not replacing:
+                raise SignallingError(ClientErrors.STATUS_ERROR, "the stream changed meanwhile")
+            replacing.audio, replacing.video = bool(d["audio"]), video
+            self._broadcast(room, _event("stream-updated", stream_info(member, replacing)), exclude=member)
+            await self._resubscribe(member, replacing)
+            return {"streamId": replacing.stream_id, "sdp": result["sdp"]}
         if stype in member.streams:
             raise SignallingError(ClientErrors.STREAM_ALREADY_PUSHED)
-        video = [{k: v[k] for k in ("resolutionId", "width", "height", "frameRate", "bitrate")} for v in d["video"]]
         stream = Stream(uuid.uuid4().hex[:16], stype, bool(d["audio"]), video)
         member.streams[stype] = stream
         self._broadcast(room, _event("stream-added", stream_info(member, stream)), exclude=member)
         return {"streamId": stream.stream_id, "sdp": result["sdp"]}
+
+    async def _resubscribe(self, publisher: Member, stream: Stream) -> None:
+        key = (publisher.user_id, stream.type)
+        for m in list(publisher.room.members.values()):
+            sub = m.subscriptions.get(key)
+            if sub is None or m is publisher:
+                continue
+            audio = sub[0] and stream.audio
+            res = tuple(r for r in sub[1] if r in stream.resolution_ids())
+            try:
+                await self._apply(m, publisher, stream, audio, res)
+            except SignallingError as exc:
+                log.info("could not carry %s's subscription over: %s", m.user_id, exc)
 
     async def unpublish(self, member: Member, stype: str) -> None:
         stream = member.streams.get(stype)

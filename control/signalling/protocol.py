@@ -206,7 +206,7 @@ def resume_request(data: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 def publish_request(data: dict[str, Any]) -> dict[str, Any]:
-    f = Fields(data, {"type", "audio", "audioMid", "video", "sdp"})
+    f = Fields(data, {"type", "audio", "audioMid", "video", "sdp", "replace"})
     audio = f.boolean("audio")
     sdp = f.string("sdp", max_len=MAX_SDP)
     if not sdp.startswith("v=0"):
@@ -235,7 +235,8 @@ def publish_request(data: dict[str, Any]) -> dict[str, Any]:
     if not audio and not video:
         raise _bad("a stream needs audio or at least one video resolution")
     audio_mid = f.string("audioMid", max_len=32) if audio else None
-    return {"type": f.stream_type(), "audio": audio, "audioMid": audio_mid, "video": video, "sdp": sdp}
+    return {"type": f.stream_type(), "audio": audio, "audioMid": audio_mid, "video": video, "sdp": sdp,
+            "replace": f.boolean("replace")}
 
 
 def subscribe_request(data: dict[str, Any]) -> dict[str, Any]:

@@ -218,6 +218,24 @@ class Client:
         self._pub_pcs[stream.type] = pc
         self._local[stream.type] = stream
 
+    async def republish(self, stream: LocalStream) -> None:
+        """Publish a changed stream again (a resolution added or removed, tracks
+        replaced): peers get ``stream-updated`` and keep their subscriptions."""
+        old = self._pub_pcs.get(stream.type)
+        if old is None:
+            raise RtcError(90100001, "illegal operation", "publish the stream first")
+        pc, request = await media.build_publish_offer(stream, self._relay, self.video_codec)
+        request["replace"] = True
+        try:
+            result = await self.request("publish", request)
+            await media.apply_answer(pc, result["sdp"])
+        except BaseException:
+            await pc.close()
+            raise
+        self._pub_pcs[stream.type] = pc
+        self._local[stream.type] = stream
+        await old.close()
+
     async def unpublish(self, stream: LocalStream) -> None:
         pc = self._pub_pcs.pop(stream.type, None)
         self._local.pop(stream.type, None)
