@@ -247,3 +247,25 @@ async def test_R_STR_05_republish_sends_stream_updated_and_keeps_subscriptions(m
         assert frame.width == 320
         count += 1
     assert count > 40
+
+
+async def test_sdk_statistics(media):
+    k = media
+    app_id, key = await k.app()
+    alice, _ = await joined(k, app_id, key, "r", "alice")
+    await alice.publish(camera())
+    bob, rec = await joined(k, app_id, key, "r", "bob")
+    stream = (await rec.wait("stream-added"))["stream"]
+    await bob.subscribe(stream, audio=True, video=True, resolution_ids=["low", "high"])
+    await frames_of_size(stream.video_tracks["low"], 320, 10)
+    await frames(stream.audio_track, 10)
+    transport = await alice.get_transport_stats()
+    assert transport["bytesSent"] > 1000 and set(transport) == {"bytesSent", "bytesReceived", "rtt"}
+    local = await alice.get_local_video_stats()
+    assert len(local["alice"]["mainStream"]) == 2 and all(r["packetsSent"] > 0 for r in local["alice"]["mainStream"])
+    assert (await alice.get_local_audio_stats())["alice"]["packetsSent"] > 0
+    video = await bob.get_remote_video_stats()
+    assert sorted(r["resolutionId"] for r in video["alice"]["mainStream"]) == ["high", "low"]
+    assert all(r["packetsReceived"] > 0 for r in video["alice"]["mainStream"])
+    audio = await bob.get_remote_audio_stats()
+    assert audio["alice"]["packetsReceived"] > 0

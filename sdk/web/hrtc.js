@@ -1168,6 +1168,7 @@
 
     _applyMuteState() {
       if (this._audioTrack) this._audioTrack.enabled = !this._audioMuted;
+      if (this._mix) this._mix.dest.stream.getAudioTracks()[0].enabled = !this._audioMuted; // the mix is what is sent
       var muted = this._videoMuted;
       this._resolutions.forEach(function (r) { if (r.track) r.track.enabled = !muted; });
     }
@@ -1520,6 +1521,7 @@
         var dest = ctx.createMediaStreamDestination();
         var micGain = ctx.createGain();
         micGain.connect(dest);
+        dest.stream.getAudioTracks()[0].enabled = !this._audioMuted;
         this._mix = { ctx: ctx, dest: dest, micGain: micGain, micSource: null, micTrack: null };
       }
       this._mixConnectMic();
@@ -2270,6 +2272,10 @@
         while (!this._ended && Date.now() < deadline) {
           try {
             await this._openSocket();
+            if (this._ended || !this._session) {
+              this._dropSocketQuietly(); // left (or was banned) while the socket was opening
+              return;
+            }
             var data = { resumeToken: this._session.resumeToken };
             if (this._credential) {
               data.ctime = this._credential.ctime;
@@ -2603,6 +2609,7 @@
         var streams = Array.from(self._published.values());
         streams.forEach(function (stream) { self._closePub(stream); });
         self._published.clear();
+        if (self._topN) await self._connectTopN();
         for (var i = 0; i < streams.length; i++) {
           try {
             await self._publishNow(streams[i]);

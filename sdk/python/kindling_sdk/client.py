@@ -343,6 +343,19 @@ class Client:
             except RtcError as exc:
                 self._emit("Error", {"errorCode": str(exc.code), "errorMsg": exc.msg})
 
+    async def _republish_lost(self, types: list[str]) -> None:
+        for stype in types:
+            stream = self._local.get(stype)
+            pc = self._pub_pcs.pop(stype, None)
+            if pc is not None:
+                await pc.close()
+            if stream is None:
+                continue
+            try:
+                await self.publish(stream)
+            except RtcError as exc:
+                self._emit("Error", {"errorCode": str(exc.code), "errorMsg": exc.msg})
+
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -492,6 +505,63 @@ class Client:
                 entry["subStream"] = rows[0] if rows else None
         return out
 
+    async def get_local_audio_stats(self) -> dict[str, dict]:
+        """``Map<userId, LocalAudioStats>``: {bytesSent, packetsSent} of our audio."""
+        out = {"bytesSent": 0, "packetsSent": 0}
+        for pc in self._pub_pcs.values():
+            for s in (await pc.getStats()).values():
+                if s.type == "outbound-rtp" and s.kind == "audio":
+                    out["bytesSent"] += s.bytesSent
+                    out["packetsSent"] += s.packetsSent
+        return {self.user_id or "": out}
+
+    async def _slot_stats(self) -> dict[str, Any]:
+        """Receive statistics per subscriber slot (mid)."""
+        if self._sub_pc is None:
+            return {}
+        report = await self._sub_pc.getStats()
+        by_receiver = {s.id: s for s in report.values() if s.type == "inbound-rtp"}
+        out = {}
+        for t in self._sub_pc.getTransceivers():
+            row = by_receiver.get(f"inbound-rtp_{id(t.receiver)}")
+            if row is not None:
+                out[t.mid] = (t.receiver.track, row)
+        return out
+
+    async def get_remote_audio_stats(self) -> dict[str, dict]:
+        """``Map<userId, RemoteAudioStats>``: {bytesReceived, packetsReceived, packetsLost}.
+        aiortc reports no byte counts per stream: bytesReceived is estimated from
+        packets at the Opus frame size the SDK negotiates (20 ms)."""
+        slots = await self._slot_stats()
+        out: dict[str, dict] = {}
+        for stream in self.remote_streams.values():
+            for track, row in slots.values():
+                if stream.audio_track is not None and track is stream.audio_track:
+                    out[stream.user_id] = {"packetsReceived": row.packetsReceived,
+                                           "packetsLost": max(0, row.packetsLost),
+                                           "bytesReceived": 0}
+        return out
+
+    async def get_remote_video_stats(self) -> dict[str, dict]:
+        """``Map<userId, AllRemoteVideoStats>``: {mainStream: [RemoteVideoStats], subStream}
+        with {packetsReceived, packetsLost, resolutionId} per subscribed resolution."""
+        slots = await self._slot_stats()
+        out: dict[str, dict] = {}
+        for stream in self.remote_streams.values():
+            rows = []
+            for res, vtrack in stream.video_tracks.items():
+                for track, row in slots.values():
+                    if track is vtrack:
+                        rows.append({"resolutionId": res, "packetsReceived": row.packetsReceived,
+                                     "packetsLost": max(0, row.packetsLost), "bytesReceived": 0})
+            if rows:
+                entry = out.setdefault(stream.user_id, {"mainStream": [], "subStream": None})
+                if stream.type == "main":
+                    entry["mainStream"] = rows
+                else:
+                    entry["subStream"] = rows[0]
+        return out
+
     async def get_remote_stats(self, kind: str) -> list[dict]:
         """Per-slot receive statistics of the subscriber connection."""
         if self._sub_pc is None:
@@ -635,6 +705,10 @@ class Client:
                 await self._connect(RECONNECTING)
                 self._session = await self.request("resume", {"resumeToken": token})
                 self._set_state(CONNECTED)
+                # After a server restart the media is gone: publish again what it lost.
+                lost = [t for t in self._local if t not in self._session.get("streams", [])]
+                if lost:
+                    self._spawn(self._republish_lost(lost))
                 return
             except RtcError as exc:
                 if exc.code not in (90100016, RtcErrorCode.WEBSOCKET_CONNECT_TIMEOUT, 90100009,
