@@ -23,7 +23,7 @@ async def call(fn, *args):
     return await asyncio.to_thread(fn, *args)
 
 
-async def test_full_app_lifecycle_through_official_sdk(kindling):
+async def test_R_APP_01_04_R_PERS_01_full_app_lifecycle_through_official_sdk(kindling):
     rtc = kindling.rtc()
     created = await call(rtc.create_app, CreateAppRequest(body=AppReq(app_name="conformance")))
     assert re.fullmatch(r"[0-9a-f]{24}", created.app_id)

@@ -7,7 +7,7 @@ from kindling_sdk import RtcError
 from tests.conftest import sign
 
 
-async def test_R_CAP_01_600_clients_500_joiners_1_refused_99_players(kindling):
+async def test_R_CAP_01_02_600_clients_500_joiners_1_refused_99_players(kindling):
     s = kindling.settings
     s.heartbeat_interval_s, s.disconnect_after_s, s.keepalive_s = 10.0, 60.0, 60.0
     app_id, key = await kindling.app()

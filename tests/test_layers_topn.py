@@ -29,7 +29,7 @@ async def publisher_and_viewer(k, stream, viewer="bob", role=2, **kw):
     return app_id, key, alice, bob, rec, remote
 
 
-async def test_three_subscribers_get_the_layers_they_ask_for(media):
+async def test_R_STR_07_R_SUB_03_three_subscribers_get_the_layers_they_ask_for(media):
     k = media
     app_id, key = await k.app()
     alice, _ = await joined(k, app_id, key, "r", "alice")
@@ -44,7 +44,7 @@ async def test_three_subscribers_get_the_layers_they_ask_for(media):
     assert [r[-1].width for r in results] == [640, 320, 160]
 
 
-async def test_mid_call_switch_keeps_decoding_without_a_stall(media):
+async def test_R_SUB_04_mid_call_switch_keeps_decoding_without_a_stall(media):
     k = media
     _, _, alice, bob, rec, remote = await publisher_and_viewer(k, three_layers())
     await bob.batch_subscribe([{"userId": "alice", "resolutionIds": ["180p"]}])
@@ -66,7 +66,7 @@ async def test_mid_call_switch_keeps_decoding_without_a_stall(media):
     assert max(gaps) < 1.0, f"stall of {max(gaps):.2f}s during the switch"
 
 
-async def test_batch_subscribe_replaces_video_and_keeps_audio(media):
+async def test_R_SUB_05_07_batch_subscribe_replaces_video_and_keeps_audio(media):
     k = media
     app_id, key = await k.app()
     for user in ("a", "b", "c"):
@@ -89,7 +89,7 @@ async def test_batch_subscribe_replaces_video_and_keeps_audio(media):
     await frames_of_size(streams["c"].video_tracks["low"], 320, 3)
 
 
-async def test_throttled_downlink_steps_down_and_recovers(media):
+async def test_R_SUB_06_throttled_downlink_steps_down_and_recovers(media):
     k = media
     app_id, key, alice, bob, rec, remote = await publisher_and_viewer(k, three_layers())
     await bob.batch_subscribe([{"userId": "alice", "resolutionIds": ["720p"], "minResolution": "LD"}])
@@ -104,7 +104,7 @@ async def test_throttled_downlink_steps_down_and_recovers(media):
     await frames_of_size(track, 640, 3, timeout=40)  # and restored once the loss is gone
 
 
-async def test_network_bandwidth_cap_limits_layers(media):
+async def test_R_CAP_05_network_bandwidth_cap_limits_layers(media):
     k = media
     app_id, key, alice, bob, rec, remote = await publisher_and_viewer(k, three_layers())
     await bob.batch_subscribe([{"userId": "alice", "resolutionIds": ["720p"]}])
@@ -117,7 +117,7 @@ async def test_network_bandwidth_cap_limits_layers(media):
     assert exc.value.code == 90100201
 
 
-async def test_top_n_listener_hears_the_three_loudest(media):
+async def test_R_AUD_01_02_03_top_n_listener_hears_the_three_loudest(media):
     k = media
     app_id, key = await k.app()
     amplitudes = {"p1": 0.02, "p2": 0.5, "p3": 0.1, "p4": 0.8, "p5": 0.3}
@@ -160,7 +160,7 @@ async def test_top_n_listener_hears_the_three_loudest(media):
     assert top[0]["volume"] > top[-1]["volume"]
 
 
-async def test_top_n_listener_never_hears_itself_and_cannot_pick_audio(media):
+async def test_R_AUD_04_top_n_listener_never_hears_itself_and_cannot_pick_audio(media):
     k = media
     app_id, key = await k.app()
     loud, rec_l = await joined(k, app_id, key, "r", "loud", top_n=True)
@@ -186,7 +186,7 @@ async def test_top_n_listener_never_hears_itself_and_cannot_pick_audio(media):
     assert sum(1 for v in levels if v > 0) == 1, levels
 
 
-async def test_R_PRES_01_second_presentation_is_refused(media):
+async def test_R_PRES_01_02_03_second_presentation_is_refused(media):
     k = media
     app_id, key = await k.app()
     a, _ = await joined(k, app_id, key, "r", "alice")
@@ -206,7 +206,7 @@ async def test_R_PRES_01_second_presentation_is_refused(media):
     await b.publish(second)
 
 
-async def test_stream_interrupted_and_recovered(media):
+async def test_R_DET_01_stream_interrupted_and_recovered(media):
     k = media
     track = PausableTrack(320, 180)
     stream = LocalStream()
@@ -232,7 +232,7 @@ async def test_stream_interrupted_and_recovered(media):
     assert events[1] == ("recovered", [{"userId": "alice", "isScreen": False}])
 
 
-async def test_network_quality_and_rtc_stats_events(media):
+async def test_R_DET_02_network_quality_and_rtc_stats_events(media):
     k = media
     _, _, alice, bob, rec, remote = await publisher_and_viewer(k, camera(high=None), role=0)
     got = {"nq": [], "stats": []}

@@ -12,7 +12,7 @@ from tests.helpers import joined
 from tests.media_fixtures import camera, frames, frames_of_size
 
 
-async def test_publish_subscribe_low_layer_and_audio(media):
+async def test_R_SUB_03_publish_subscribe_low_layer_and_audio(media):
     k = media
     app_id, key = await k.app()
     alice, rec_a = await joined(k, app_id, key, "r", "alice")
@@ -30,7 +30,7 @@ async def test_publish_subscribe_low_layer_and_audio(media):
     assert audio[0].sample_rate == 48000
 
 
-async def test_subscribe_without_options_gets_the_highest_resolution(media):
+async def test_R_SUB_02_no_options_gets_audio_and_the_highest_resolution(media):
     k = media
     app_id, key = await k.app()
     alice, _ = await joined(k, app_id, key, "r", "alice")
@@ -42,7 +42,7 @@ async def test_subscribe_without_options_gets_the_highest_resolution(media):
     await frames_of_size(stream.video_track, 640, 5)
 
 
-async def test_stream_added_before_and_after_join_and_removed_on_leave(media):
+async def test_R_STR_03_04_06_stream_added_and_removed_on_leave(media):
     k = media
     app_id, key = await k.app()
     bob, rec_b = await joined(k, app_id, key, "r", "bob")
@@ -58,7 +58,7 @@ async def test_stream_added_before_and_after_join_and_removed_on_leave(media):
     assert left["reason"]["code"] == 0
 
 
-async def test_R_ROLE_02_players_cannot_publish(media):
+async def test_R_ROLE_01_02_players_cannot_publish(media):
     k = media
     app_id, key = await k.app()
     pat, _ = await joined(k, app_id, key, "r", "pat", role=2)
@@ -67,7 +67,7 @@ async def test_R_ROLE_02_players_cannot_publish(media):
     assert exc.value.code == 90100022
 
 
-async def test_publish_twice_and_bad_subscriptions(media):
+async def test_R_STR_02_R_SUB_01_publish_twice_and_bad_subscriptions(media):
     k = media
     app_id, key = await k.app()
     alice, _ = await joined(k, app_id, key, "r", "alice")
@@ -85,7 +85,7 @@ async def test_publish_twice_and_bad_subscriptions(media):
     assert exc.value.code == 90100213
 
 
-async def test_players_receive_and_two_subscribers_share_one_source(media):
+async def test_R_ROLE_03_players_receive_and_two_subscribers_share_one_source(media):
     k = media
     app_id, key = await k.app()
     alice, _ = await joined(k, app_id, key, "r", "alice")
@@ -99,7 +99,7 @@ async def test_players_receive_and_two_subscribers_share_one_source(media):
     await asyncio.gather(*[frames_of_size(s.video_track, 320, 5) for s in viewers])
 
 
-async def test_switch_role_to_player_unpublishes(media):
+async def test_R_ROLE_05_switch_role_to_player_unpublishes(media):
     k = media
     app_id, key = await k.app()
     alice, _ = await joined(k, app_id, key, "r", "alice")
@@ -111,7 +111,7 @@ async def test_switch_role_to_player_unpublishes(media):
     assert (await rec_b.wait("stream-removed"))["stream"].user_id == "alice"
 
 
-async def test_mute_events(media):
+async def test_R_MUTE_01_02_mute_events(media):
     k = media
     app_id, key = await k.app()
     alice, _ = await joined(k, app_id, key, "r", "alice")
@@ -187,7 +187,7 @@ async def test_worker_failure_moves_the_room_and_clients_republish(media):
     await frames_of_size(again.video_track, 320, 3)
 
 
-async def test_h264_when_the_deployment_forwards_h264(kindling):
+async def test_R_STR_09_h264_when_the_deployment_forwards_h264(kindling):
     from tests.media_fixtures import start_worker, stop_workers
 
     k = kindling
@@ -269,3 +269,27 @@ async def test_sdk_statistics(media):
     assert all(r["packetsReceived"] > 0 for r in video["alice"]["mainStream"])
     audio = await bob.get_remote_audio_stats()
     assert audio["alice"]["packetsReceived"] > 0
+
+
+async def test_R_MUTE_03_late_joiners_learn_the_mute_state(media):
+    k = media
+    app_id, key = await k.app()
+    alice, _ = await joined(k, app_id, key, "r", "alice")
+    stream = camera(high=None)
+    await alice.publish(stream)
+    await alice.mute(stream, "video", True)
+    late, rec = await joined(k, app_id, key, "r", "late")
+    added = (await rec.wait("stream-added"))["stream"]
+    assert added.video_muted is True and added.audio_muted is False
+
+
+async def test_R_STR_01_publish_needs_a_joined_session(kindling):
+    from tests.helpers import RawWS
+
+    raw = await RawWS.open(kindling)
+    try:
+        r = await raw.call(1, "publish", {"type": "main", "audio": True, "audioMid": "0", "video": [],
+                                           "sdp": "v=0\r\n"})
+        assert r["ok"] is False and r["error"]["code"] == 90100001
+    finally:
+        await raw.close()

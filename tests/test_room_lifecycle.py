@@ -43,7 +43,7 @@ async def test_R_ROOM_02_owner_leaving_keeps_the_room(kindling):
     assert room.state == "RUNNING" and room.owner_user_id == "alice"
 
 
-async def test_R_ROOM_03_room_closed_when_the_last_user_leaves(kindling):
+async def test_R_ROOM_03_R_PERS_02_room_closed_when_the_last_user_leaves(kindling):
     app_id, key = await kindling.app()
     a, _ = await joined(kindling, app_id, key, "r", "alice")
     b, _ = await joined(kindling, app_id, key, "r", "bob")

@@ -206,7 +206,7 @@ def test_R_AUTH_04_maximum_validity_boundary():
             assert exc.value.error.code == 90100031
 
 
-async def test_R_AUTH_04_maximum_validity_live(kindling):
+async def test_R_AUTH_04_08_maximum_validity_live(kindling):
     app_id, key = await kindling.app()
     ctime, sig = sign(key, app_id, "r", "u1", valid_for=43210)
     err = await join_error(kindling, app_id, "r", "u1", ctime=ctime, signature=sig)
@@ -375,7 +375,7 @@ async def test_R_USER_04_joining_twice_on_one_session(kindling):
         await raw.close()
 
 
-async def test_R_USER_05_same_user_elsewhere_bans_the_old_client(kindling):
+async def test_R_USER_05_R_KICK_07_same_user_elsewhere_bans_the_old_client(kindling):
     app_id, key = await kindling.app()
     watcher, rec_w = await joined(kindling, app_id, key, "r", "watcher")
     old, rec_old = await joined(kindling, app_id, key, "r", "alice", user_name="Alice")
@@ -409,7 +409,7 @@ async def test_R_USER_06_change_user_name(kindling):
 # ----------------------------------------------------------------------------- R-MULTI
 
 
-async def test_R_MULTI_01_at_most_four_rooms(kindling):
+async def test_R_MULTI_01_R_CAP_04_at_most_four_rooms(kindling):
     app_id, key = await kindling.app()
     for i in range(4):
         await joined(kindling, app_id, key, f"room{i}", "alice", role=2)
@@ -440,3 +440,30 @@ async def test_R_MULTI_03_only_one_room_as_joiner(kindling):
     c1, s1 = sign(key, app_id, "r1", "alice")
     await a1.switch_role(2, signature=s1, ctime=c1)
     await a2.switch_role(0, signature=sig, ctime=ctime)
+
+
+def test_R_KICK_08_leave_reason_table():
+    assert LEAVE_REASONS == {
+        0: "The user exits the room.",
+        1: "A server exception occurs.",
+        2: "The SFU service is faulty.",
+        3: "The service is unavailable (503).",
+        4: "An internal error occurs.",
+        5: "The user is banned from the room.",
+        6: "The signature has expired.",
+        7: "Reconnection times out.",
+        8: "Network check. No error code is required for the UI.",
+        9: "The user is removed.",
+        10: "The room is dismissed.",
+    }
+
+
+async def test_R_ROOM_08_no_fixed_room_cap(kindling):
+    app_id, key = await kindling.app()
+
+    async def one(i: int):
+        c, _ = await joined(kindling, app_id, key, f"room{i}", f"user{i}", role=2)
+        return c
+
+    await asyncio.gather(*[one(i) for i in range(150)])
+    assert len([k for k in kindling.services.rooms.rooms if k[0] == app_id]) == 150
