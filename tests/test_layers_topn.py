@@ -186,7 +186,7 @@ async def test_R_AUD_04_top_n_listener_never_hears_itself_and_cannot_pick_audio(
     assert sum(1 for v in levels if v > 0) == 1, levels
 
 
-async def test_R_PRES_01_02_03_second_presentation_is_refused(media):
+async def test_R_PRES_01_02_03_R_CAP_03_second_presentation_is_refused(media):
     k = media
     app_id, key = await k.app()
     a, _ = await joined(k, app_id, key, "r", "alice")

@@ -247,7 +247,7 @@ async def test_app_management_throttled_at_60_per_minute_per_project(kindling, h
     assert status == 200
 
 
-async def test_room_management_category_is_separate(kindling, http):
+async def test_R_KICK_06_room_management_category_is_separate(kindling, http):
     app_id, _ = await kindling.app()
     for _ in range(60):
         await signed_request(http, kindling, "GET", "/v2/apps")

@@ -216,7 +216,7 @@ async def test_R_AUTH_04_08_maximum_validity_live(kindling):
     await c.join("r", user_id="u1", ctime=ctime, signature=sig, role=0)
 
 
-async def test_R_AUTH_05_wrong_signature_and_case(kindling):
+async def test_R_AUTH_05_R_ERR_02_wrong_signature_and_case(kindling):
     app_id, key = await kindling.app()
     ctime, sig = sign(key, app_id, "r", "u1")
     flipped = sig[:-1] + ("0" if sig[-1] != "0" else "1")
