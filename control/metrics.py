@@ -3,7 +3,7 @@ several servers (tests) can live in one process."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 
@@ -30,6 +30,8 @@ class Metrics:
         self.participants = Gauge(
             "kindling_participants", "Participants in running rooms", registry=self.registry
         )
+        # process_cpu_seconds_total, process_resident_memory_bytes, ... of the control process
+        ProcessCollector(registry=self.registry)
         self.signalling_requests = Counter(
             "kindling_signalling_requests_total",
             "Signalling requests by type and outcome code (0 = success)",
@@ -52,6 +54,27 @@ class Metrics:
                     yield GaugeMetricFamily(name, doc, value=value)
 
         self.registry.register(_PoolCollector())
+
+    def watch_workers(self, registry) -> None:
+        """Export each SFU worker's last reported load at scrape time."""
+
+        class _WorkerCollector:
+            def collect(self):
+                alive = GaugeMetricFamily("kindling_workers_alive", "SFU workers connected and heartbeating",
+                                          value=len(registry.live()))
+                yield alive
+                for key, doc in (("rooms", "Rooms hosted"), ("publishers", "Publisher connections"),
+                                 ("subscribers", "Subscriber connections"),
+                                 ("packetsIn", "RTP packets received since start"),
+                                 ("cpuSeconds", "CPU seconds used by the worker process"),
+                                 ("rssBytes", "Peak resident memory of the worker process")):
+                    fam = GaugeMetricFamily(f"kindling_worker_{key.lower()}", doc, labels=["worker"])
+                    for w in registry.live():
+                        if key in w.load:
+                            fam.add_metric([w.worker_id], float(w.load[key]))
+                    yield fam
+
+        self.registry.register(_WorkerCollector())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

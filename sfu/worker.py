@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import socket
 import time
 import uuid
@@ -128,11 +129,14 @@ class Worker:
         pubs = sum(len(r.publishers) for r in self.rooms.values())
         subs = sum(len(r.subscribers) for r in self.rooms.values())
         sources = [s for r in self.rooms.values() for s in r.router.by_id.values()]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "rooms": len(self.rooms),
             "publishers": pubs,
             "subscribers": subs,
             "packetsIn": sum(s.packets for s in sources),
+            "cpuSeconds": usage.ru_utime + usage.ru_stime,
+            "rssBytes": usage.ru_maxrss * 1024,
             "time": time.time(),
         }
 

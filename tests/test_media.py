@@ -293,3 +293,18 @@ async def test_R_STR_01_publish_needs_a_joined_session(kindling):
         assert r["ok"] is False and r["error"]["code"] == 90100001
     finally:
         await raw.close()
+
+
+async def test_metrics_show_workers_and_process_usage(media):
+    import aiohttp
+
+    k = media
+    for _ in range(30):
+        if k.services.workers.live()[0].load:
+            break
+        await asyncio.sleep(0.2)
+    async with aiohttp.ClientSession() as http, http.get(f"{k.url}/metrics") as r:
+        text = await r.text()
+    assert "kindling_workers_alive 1.0" in text
+    assert 'kindling_worker_cpuseconds{worker="w1"}' in text
+    assert "process_cpu_seconds_total" in text and "process_resident_memory_bytes" in text
