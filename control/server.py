@@ -59,6 +59,7 @@ async def build_services(settings: Settings, database_url: str) -> Services:
     from control.workers.registry import WorkerRegistry
 
     svc.workers = WorkerRegistry(svc)
+    metrics.watch_workers(svc.workers)
     svc.rooms = RoomService(svc)
     svc.rooms.media = MediaCoordinator(svc.rooms)
     return svc
