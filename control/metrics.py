@@ -63,12 +63,15 @@ class Metrics:
                 alive = GaugeMetricFamily("kindling_workers_alive", "SFU workers connected and heartbeating",
                                           value=len(registry.live()))
                 yield alive
-                for key, doc in (("rooms", "Rooms hosted"), ("publishers", "Publisher connections"),
-                                 ("subscribers", "Subscriber connections"),
-                                 ("packetsIn", "RTP packets received since start"),
-                                 ("cpuSeconds", "CPU seconds used by the worker process"),
-                                 ("rssBytes", "Peak resident memory of the worker process")):
-                    fam = GaugeMetricFamily(f"kindling_worker_{key.lower()}", doc, labels=["worker"])
+                for key, name, doc in (
+                    ("rooms", "kindling_worker_rooms", "Rooms hosted"),
+                    ("publishers", "kindling_worker_publishers", "Publisher connections"),
+                    ("subscribers", "kindling_worker_subscribers", "Subscriber connections"),
+                    ("packetsIn", "kindling_worker_packets_in", "RTP packets received since start"),
+                    ("cpuSeconds", "kindling_worker_cpu_seconds_total", "CPU seconds used by the worker process"),
+                    ("rssBytes", "kindling_worker_resident_memory_bytes", "Resident memory of the worker process"),
+                ):
+                    fam = GaugeMetricFamily(name, doc, labels=["worker"])
                     for w in registry.live():
                         if key in w.load:
                             fam.add_metric([w.worker_id], float(w.load[key]))

@@ -89,12 +89,14 @@ def make_app(svc: Services) -> web.Application:
     health_api.add_routes(app)
     apps_api.add_routes(app)
     from control.api import rooms as rooms_api
+    from control.api import web as web_api
     from control.signalling import endpoint as signalling
     from control.workers import registry as workers_rpc
 
     rooms_api.add_routes(app)
     signalling.add_routes(app)
     workers_rpc.add_routes(app)
+    web_api.add_routes(app)
 
     async def on_startup(_: web.Application) -> None:
         if svc.rooms is not None:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import socket
 import time
 import uuid
@@ -37,6 +36,14 @@ VOLUME_INTERVAL_S = 0.5
 LOSS_HIGH = 0.08
 LOSS_LOW = 0.02
 FAULTS = os.environ.get("KINDLING_SFU_FAULTS") == "1"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class RpcError(Exception):
@@ -129,14 +136,13 @@ class Worker:
         pubs = sum(len(r.publishers) for r in self.rooms.values())
         subs = sum(len(r.subscribers) for r in self.rooms.values())
         sources = [s for r in self.rooms.values() for s in r.router.by_id.values()]
-        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "rooms": len(self.rooms),
             "publishers": pubs,
             "subscribers": subs,
             "packetsIn": sum(s.packets for s in sources),
-            "cpuSeconds": usage.ru_utime + usage.ru_stime,
-            "rssBytes": usage.ru_maxrss * 1024,
+            "cpuSeconds": time.process_time(),
+            "rssBytes": _rss_bytes(),
             "time": time.time(),
         }
 
@@ -189,10 +195,19 @@ class Worker:
     async def rpc_unpublish(self, d: dict) -> dict:
         room = self.rooms.get(d["roomUid"])
         if room is not None:
-            pub = room.publishers.pop((d["sessionId"], d["streamType"]), None)
+            key = (d["sessionId"], d["streamType"])
+            pub = room.publishers.pop(key, None)
             if pub is not None:
                 await pub.close()
+            self._release_stream(room, key)
         return {}
+
+    def _release_stream(self, room: RoomMedia, key: tuple[str, str]) -> None:
+        """Free every subscriber slot that carried a stream that is gone."""
+        for sub in room.subscribers.values():
+            for slot in sub.slots:
+                if slot.stream_key == key:
+                    self._release(room.router, slot)
 
     def _subscriber(self, room: RoomMedia, d: dict) -> tuple[Subscriber, bool]:
         sub = room.subscribers.get(d["sessionId"])
@@ -235,6 +250,17 @@ class Worker:
         The first call negotiates the subscriber connection and returns its offer."""
         room = self._room(d["roomUid"])
         sub, new = self._subscriber(room, d)
+        try:
+            return await self._subscribe(room, sub, new, d)
+        except Exception:
+            if new:
+                # The offer of a new connection must reach the client with a successful
+                # answer, or the next subscribe has to offer again: start over.
+                room.subscribers.pop(d["sessionId"], None)
+                await sub.close()
+            raise
+
+    async def _subscribe(self, room: RoomMedia, sub: Subscriber, new: bool, d: dict) -> dict:
         offer = await self._offer_if_new(sub, new, d)
         key = (d["publisherSession"], d["streamType"])
         pub = room.publishers.get(key)
@@ -423,6 +449,7 @@ class Worker:
             return {}
         for key in [k for k in room.publishers if k[0] == d["sessionId"]]:
             await room.publishers.pop(key).close()
+            self._release_stream(room, key)
         sub = room.subscribers.pop(d["sessionId"], None)
         if sub is not None:
             await sub.close()

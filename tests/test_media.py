@@ -306,5 +306,5 @@ async def test_metrics_show_workers_and_process_usage(media):
     async with aiohttp.ClientSession() as http, http.get(f"{k.url}/metrics") as r:
         text = await r.text()
     assert "kindling_workers_alive 1.0" in text
-    assert 'kindling_worker_cpuseconds{worker="w1"}' in text
+    assert 'kindling_worker_cpu_seconds_total{worker="w1"}' in text
     assert "process_cpu_seconds_total" in text and "process_resident_memory_bytes" in text

@@ -43,6 +43,7 @@ def stream_info(member: Member, stream: Stream) -> dict:
         "video": stream.video,
         "audioMuted": stream.audio_muted,
         "videoMuted": stream.video_muted,
+        **({"audioProfile": stream.audio_profile} if stream.audio_profile else {}),
     }
 
 
@@ -119,12 +120,14 @@ class MediaCoordinator:
             if member.streams.get(stype) is not replacing:
                 raise SignallingError(ClientErrors.STATUS_ERROR, "the stream changed meanwhile")
             replacing.audio, replacing.video = bool(d["audio"]), video
+            replacing.audio_profile = d.get("audioProfile")
             self._broadcast(room, _event("stream-updated", stream_info(member, replacing)), exclude=member)
             await self._resubscribe(member, replacing)
             return {"streamId": replacing.stream_id, "sdp": result["sdp"]}
         if stype in member.streams:
             raise SignallingError(ClientErrors.STREAM_ALREADY_PUSHED)
-        stream = Stream(uuid.uuid4().hex[:16], stype, bool(d["audio"]), video)
+        stream = Stream(uuid.uuid4().hex[:16], stype, bool(d["audio"]), video,
+                        audio_profile=d.get("audioProfile"))
         member.streams[stype] = stream
         self._broadcast(room, _event("stream-added", stream_info(member, stream)), exclude=member)
         return {"streamId": stream.stream_id, "sdp": result["sdp"]}

@@ -32,6 +32,7 @@ class Stream:
     video: list[dict]  # [{resolutionId, width, height, frameRate, bitrate}]
     audio_muted: bool = False
     video_muted: bool = False
+    audio_profile: dict | None = None  # {sampleRate, channelCount, bitrate} as the publisher described it
 
     def resolution_ids(self) -> list[str]:
         return [v["resolutionId"] for v in self.video]

@@ -206,7 +206,7 @@ def resume_request(data: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 def publish_request(data: dict[str, Any]) -> dict[str, Any]:
-    f = Fields(data, {"type", "audio", "audioMid", "video", "sdp", "replace"})
+    f = Fields(data, {"type", "audio", "audioMid", "video", "sdp", "replace", "audioProfile"})
     audio = f.boolean("audio")
     sdp = f.string("sdp", max_len=MAX_SDP)
     if not sdp.startswith("v=0"):
@@ -235,8 +235,17 @@ def publish_request(data: dict[str, Any]) -> dict[str, Any]:
     if not audio and not video:
         raise _bad("a stream needs audio or at least one video resolution")
     audio_mid = f.string("audioMid", max_len=32) if audio else None
+    profile = None
+    if audio and data.get("audioProfile") is not None:
+        raw = data["audioProfile"]
+        if not isinstance(raw, dict):
+            raise _bad("'audioProfile' must be an object")
+        a = Fields(raw, {"sampleRate", "channelCount", "bitrate"})
+        profile = {"sampleRate": a.integer("sampleRate", 8000, 48000),
+                   "channelCount": a.integer("channelCount", 1, 2),
+                   "bitrate": a.integer("bitrate", 6, 510)}
     return {"type": f.stream_type(), "audio": audio, "audioMid": audio_mid, "video": video, "sdp": sdp,
-            "replace": f.boolean("replace")}
+            "replace": f.boolean("replace"), "audioProfile": profile}
 
 
 def subscribe_request(data: dict[str, Any]) -> dict[str, Any]:

@@ -91,12 +91,7 @@
     bar.appendChild(title);
     var select = document.createElement('select');
     select.title = 'layer (resolutionId)';
-    stream.getStreamInfo().videoProfiles.forEach(function (p) {
-      var o = document.createElement('option');
-      o.value = p.resolutionId;
-      o.textContent = p.width + 'x' + p.height + ' (' + p.resolutionId + ')';
-      select.appendChild(o);
-    });
+    fillLayers(select, stream);
     select.onchange = function () { switchLayers().catch(function (e) { log('layer switch failed: ' + describe(e)); }); };
     if (select.options.length) bar.appendChild(select);
     var mute = document.createElement('button');
@@ -115,6 +110,19 @@
     $('tiles').appendChild(el);
     tiles.set(key, { stream: stream, el: el, select: select, stats: stats, box: box });
     return box.id;
+  }
+
+  /** The layer choice: one option per resolution of the stream (highest first). */
+  function fillLayers(select, stream) {
+    var chosen = select.value;
+    select.textContent = '';
+    stream.getStreamInfo().videoProfiles.forEach(function (p) {
+      var o = document.createElement('option');
+      o.value = p.resolutionId;
+      o.textContent = p.width + 'x' + p.height + ' (' + p.resolutionId + ')';
+      select.appendChild(o);
+    });
+    if (chosen && Array.prototype.some.call(select.options, function (o) { return o.value === chosen; })) select.value = chosen;
   }
 
   function removeTile(stream) {
@@ -266,7 +274,14 @@
       subscribe(e.stream).catch(function (err) { log('subscribe ' + tileKey(e.stream) + ' failed: ' + describe(err)); });
     });
     c.on('stream-removed', function (e) { log('stream-removed ' + tileKey(e.stream)); removeTile(e.stream); });
-    c.on('stream-updated', function (e) { log('stream-updated ' + tileKey(e.stream)); });
+    c.on('stream-updated', function (e) {
+      log('stream-updated ' + tileKey(e.stream));
+      var t = tiles.get(tileKey(e.stream));
+      if (t) {
+        fillLayers(t.select, e.stream);
+        if (t.select.options.length && !t.select.parentNode) t.el.querySelector('.bar').insertBefore(t.select, t.el.querySelector('.bar button'));
+      }
+    });
     c.on('stream-subscribed', function (e) { log('stream-subscribed ' + tileKey(e.stream)); });
     c.on('client-banned', function (e) { log('client-banned: ' + e.reason); cleanup(); });
     c.on('Error', function (e) { log('Error ' + e.errorCode + ' ' + e.errorMsg); });

@@ -550,12 +550,21 @@
 
   // ------------------------------------------------------------------ SDP / codec helpers
 
-  function preferCodec(transceiver, kind, mime) {
+  /** Offer only these codecs, in this order (no RTX/RED/FEC: the SFU forwards one codec per m-line). */
+  function preferCodec(transceiver, kind, mimes) {
     try {
       if (typeof transceiver.setCodecPreferences !== 'function' || typeof RTCRtpSender === 'undefined' ||
           typeof RTCRtpSender.getCapabilities !== 'function') return false;
       var caps = RTCRtpSender.getCapabilities(kind);
-      var chosen = caps ? caps.codecs.filter(function (c) { return c.mimeType.toLowerCase() === mime; }) : [];
+      var chosen = [];
+      mimes.forEach(function (mime) {
+        (caps ? caps.codecs : []).forEach(function (c) {
+          if (c.mimeType.toLowerCase() !== mime) return;
+          // H.264: packetization-mode 1 only (what the SFU negotiates).
+          if (mime === 'video/h264' && !/packetization-mode=1/.test(c.sdpFmtpLine || '')) return;
+          chosen.push(c);
+        });
+      });
       if (!chosen.length) return false;
       transceiver.setCodecPreferences(chosen);
       return true;
@@ -592,7 +601,10 @@
   function waitIceGathering(pc, timeoutMs) {
     if (pc.iceGatheringState === 'complete') return Promise.resolve();
     return new Promise(function (resolve) {
-      var timer = setTimeout(done, timeoutMs);
+      var timer = setTimeout(function () {
+        log('warn', 'ICE gathering did not complete in ' + timeoutMs + ' ms: sending the candidates found so far');
+        done();
+      }, timeoutMs);
       function done() {
         clearTimeout(timer);
         pc.removeEventListener('icegatheringstatechange', check);
@@ -1727,6 +1739,15 @@
     }
 
     _update(info) {
+      if (this._assignments && this._assignments.length) {
+        // stream-updated: subscriptions to what still exists carry on, the rest is gone.
+        var ids = (info.video || []).map(function (v) { return v.resolutionId; });
+        var gone = this._assignments.filter(function (a) {
+          return a.kind === 'audio' ? !info.audio : ids.indexOf(a.resolutionId) < 0;
+        }).map(function (a) { return a.mid; });
+        this._info = info;
+        if (gone.length) this._dropMids(new Set(gone));
+      }
       this._info = info;
       this._userId = info.userId;
       this._userName = info.userName;
@@ -2084,10 +2105,13 @@
       this._published.forEach(function (stream) {
         var pub = stream._pub;
         if (!pub) return;
-        if (pub.audioSender) senders.push([pub.audioSender, stream._audioProfile.bitrate]);
+        if (pub.audioSender) senders.push([pub.audioSender, stream._audioProfile.bitrate, null]);
+        // Several resolutions: each layer is a resolution subscribers choose, so the encoder
+        // keeps it (and gives up frame rate) instead of scaling it down to another layer's size.
+        var layered = pub.videoSenders.size > 1 || stream._screen;
         pub.videoSenders.forEach(function (sender, rid) {
           var res = stream._resolution(rid);
-          if (res) senders.push([sender, res.profile.maxBitrate]);
+          if (res) senders.push([sender, res.profile.maxBitrate, layered ? 'maintain-resolution' : 'balanced']);
         });
       });
       var total = senders.reduce(function (n, s) { return n + s[1]; }, 0);
@@ -2097,6 +2121,7 @@
           var params = s[0].getParameters();
           if (!params.encodings || !params.encodings.length) params.encodings = [{}];
           params.encodings[0].maxBitrate = Math.max(8000, Math.floor(s[1] * factor));
+          if (s[2]) params.degradationPreference = s[2];
           s[0].setParameters(params).catch(function (e) { log('warn', 'setParameters failed:', e && e.message); });
         } catch (e) {
           log('warn', 'setParameters failed:', e && e.message);
@@ -2643,10 +2668,15 @@
       return this._serial(function () { return self._publishNow(stream); });
     }
 
-    async _publishNow(stream) {
+    /** Offer the stream's tracks on a new publisher connection. With `replace` the
+     * stream is published again in place (the server sends stream-updated and keeps
+     * the subscriptions), and the previous connection is closed once the new one works. */
+    async _publishNow(stream, replace) {
       var type = stream._pubType();
-      if (stream._pub) throw rtcError(RtcErrorCode.RTC_ERR_CODE_STREAM_ALREADY_PUSHED, 'the stream is published');
-      if (this._published.has(type)) throw rtcError(RtcErrorCode.RTC_ERR_CODE_STREAM_ALREADY_PUSHED, 'a ' + type + ' stream is published');
+      if (!replace) {
+        if (stream._pub) throw rtcError(RtcErrorCode.RTC_ERR_CODE_STREAM_ALREADY_PUSHED, 'the stream is published');
+        if (this._published.has(type)) throw rtcError(RtcErrorCode.RTC_ERR_CODE_STREAM_ALREADY_PUSHED, 'a ' + type + ' stream is published');
+      }
       var audioTrack = stream._sendAudioTrack();
       var resolutions = stream._publishedResolutions();
       if (!audioTrack && !resolutions.length) throw illegal('the stream has no media');
@@ -2660,14 +2690,15 @@
           audioTx = pc.addTransceiver(audioTrack, {
             direction: 'sendonly', streams: [msid], sendEncodings: [{ maxBitrate: stream._audioProfile.bitrate }]
           });
-          if (!preferCodec(audioTx, 'audio', 'audio/opus')) reorder = true;
+          if (!preferCodec(audioTx, 'audio', ['audio/opus'])) reorder = true;
         }
         resolutions.forEach(function (r) {
           var tx = pc.addTransceiver(r.track, {
             direction: 'sendonly', streams: [msid],
             sendEncodings: [{ maxBitrate: r.profile.maxBitrate, maxFramerate: r.profile.frameRate }]
           });
-          if (!preferCodec(tx, 'video', 'video/vp8')) reorder = true;
+          // VP8 first; H.264 as well, for servers deployed with KINDLING_VIDEO_CODEC=h264.
+          if (!preferCodec(tx, 'video', ['video/vp8', 'video/h264'])) reorder = true;
           video.push([r, tx]);
         });
         var offer = await pc.createOffer();
@@ -2697,6 +2728,7 @@
         sdp: pc.localDescription.sdp
       };
       if (audioTx) req.audioMid = audioTx.mid;
+      if (replace) req.replace = true;
       var result;
       try {
         result = await this._request('publish', req);
@@ -2709,7 +2741,16 @@
       } catch (e) {
         pc.close();
         this._request('unpublish', { type: type }).catch(function () { /* best effort */ });
+        if (replace) {
+          this._closePub(stream);
+          this._published.delete(type);
+        }
         throw rtcError(RtcErrorCode.RTC_ERR_CODE_ANSWER_SDP_INVALID, e && e.message);
+      }
+      if (replace && stream._pub) {
+        var old = stream._pub;
+        stream._pub = null;
+        try { old.pc.close(); } catch (e) { /* closed */ }
       }
       var videoSenders = new Map();
       video.forEach(function (v) { videoSenders.set(v[0].id, v[1].sender); });
@@ -2759,6 +2800,18 @@
       return this._serial(async function () {
         if (!stream._pub || stream._pub.client !== self) return;
         var type = stream._pub.type;
+        if (stream._hasSendableMedia()) {
+          try {
+            await self._publishNow(stream, true); // peers get stream-updated and keep their subscriptions
+            return;
+          } catch (e) {
+            var err = asRtcError(e);
+            if (!(err.getCode() === RtcErrorCode.RTC_ERR_CODE_INVALID_CTRL_PARAMETER && /unknown field.*replace/i.test(err.detail || ''))) {
+              throw err;
+            }
+            log('info', 'this server cannot republish in place: unpublish and publish again');
+          }
+        }
         try {
           await self._request('unpublish', { type: type });
         } catch (e) {
