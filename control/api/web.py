@@ -41,8 +41,7 @@ def web_dirs() -> list[Path]:
     dirs = []
     if os.environ.get(ENV_WEB_DIR):
         dirs.append(Path(os.environ[ENV_WEB_DIR]))
-    # ``control`` is a namespace package (no __init__.py, so no control.__file__):
-    # locate the tree from this module instead (control/api/web.py).
+    # The source tree, located from this module (control/api/web.py).
     dirs.append(Path(__file__).resolve().parents[2] / "sdk" / "web")
     dirs.append(Path(sys.prefix) / "share" / "kindling" / "web")
     return dirs

@@ -1,0 +1,1 @@
+"""Kindling's control plane: REST management API, signalling, rooms, worker registry."""
