@@ -74,6 +74,7 @@ class Publisher:
     rtcp_ssrc: int = field(default_factory=lambda: random.randint(1, 0xFFFFFFFF))
     _tasks: set = field(default_factory=set)
     _transport_of: dict = field(default_factory=dict)
+    demand: frozenset | None = None  # resolutions last announced as watched
 
     async def negotiate(self, offer_sdp: str, tracks: list[TrackInfo]) -> str:
         try:

@@ -425,6 +425,18 @@ class Worker:
                 {"userId": s.user_id, "volume": AudioRanking.volume(s)} for s in ranked[:TOP_N + 1]
             ]})
 
+    def _announce_demand(self, room: RoomMedia) -> None:
+        """Tell publishers which of their resolutions someone watches (or is switching
+        to), so the others need not be encoded or sent (OQ-14, autoPushVideo=false).
+        Sent when the set changes; publishers start with everything on."""
+        for (session_id, stream_type), pub in room.publishers.items():
+            active = frozenset(s.resolution_id for s in pub.sources
+                               if s.kind == "video" and (s.slots or s.waiting))
+            if active != pub.demand:
+                pub.demand = active
+                self._event("demand", {"roomUid": room.uid, "sessionId": session_id, "streamType": stream_type,
+                                       "resolutionIds": sorted(active)})
+
     def _event(self, name: str, data: dict) -> None:
         ws = self._ws
         if ws is not None and not ws.closed:
@@ -488,6 +500,7 @@ class Worker:
                     if ticks % 2 == 0:
                         for sub in room.subscribers.values():
                             self._adapt(room, sub, now)
+                        self._announce_demand(room)
                     if ticks % 8 == 0 and log.isEnabledFor(logging.DEBUG):
                         self._debug_room(room)
                 except Exception:

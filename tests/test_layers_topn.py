@@ -248,3 +248,24 @@ async def test_R_DET_02_network_quality_and_rtc_stats_events(media):
     row = got["stats"][-1][0]
     assert {"userName", "isRemote", "streamType", "mediaType", "bitrate", "frameRate", "rtt", "jitter",
             "pktLossRate"} <= set(row)
+
+
+async def test_unwatched_layers_are_paused_at_the_publisher(media):
+    k = media
+    stream = three_layers()
+    app_id, key, alice, bob, rec, remote = await publisher_and_viewer(k, stream)
+    for _ in range(50):  # nobody watches yet: every layer is paused
+        if not any(g.active for g in stream.gates.values()):
+            break
+        await asyncio.sleep(0.1)
+    assert {rid: g.active for rid, g in stream.gates.items()} == {"720p": False, "360p": False, "180p": False}
+    await bob.batch_subscribe([{"userId": "alice", "resolutionIds": ["360p"]}])
+    await frames_of_size(remote.video_tracks["360p"], 320, 5)
+    assert {rid: g.active for rid, g in stream.gates.items()} == {"720p": False, "360p": True, "180p": False}
+    await bob.batch_subscribe([{"userId": "alice", "resolutionIds": ["720p"]}])
+    await frames_of_size(remote.video_tracks["720p"], 640, 5)
+    for _ in range(50):
+        if not stream.gates["360p"].active:
+            break
+        await asyncio.sleep(0.1)
+    assert {rid: g.active for rid, g in stream.gates.items()} == {"720p": True, "360p": False, "180p": False}

@@ -297,6 +297,15 @@ class MediaCoordinator:
         await self._call(worker, "set-bandwidth", {"roomUid": member.room.uid, "sessionId": member.session_id,
                                                   "maxKbps": max_kbps})
 
+    def on_demand(self, room_uid: str, session_id: str, stream_type: str, resolution_ids: list[str]) -> None:
+        """Relay a worker's layer demand to the publisher (``layer-demand``)."""
+        room = next((r for r in self.rooms.rooms.values() if r.uid == room_uid), None)
+        if room is None:
+            return
+        for m in room.members.values():
+            if m.session_id == session_id:
+                m.send(_event("layer-demand", {"type": stream_type, "resolutionIds": resolution_ids}))
+
     def on_volume(self, room_uid: str, speakers: list[dict]) -> None:
         """A worker's top-N ranking tick: ``volume-indicator`` to the room's top-N listeners."""
         room = next((r for r in self.rooms.rooms.values() if r.uid == room_uid), None)

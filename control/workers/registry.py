@@ -204,6 +204,12 @@ async def rpc_endpoint(request: web.Request) -> web.StreamResponse:
             elif payload.get("type") == "event" and payload.get("event") == "heartbeat":
                 conn.last_heartbeat = time.monotonic()
                 conn.load = payload.get("data") or {}
+            elif payload.get("type") == "event" and payload.get("event") == "demand":
+                d = payload.get("data") or {}
+                media = svc.rooms.media if svc.rooms is not None else None
+                if media is not None:
+                    media.on_demand(str(d.get("roomUid")), str(d.get("sessionId")), str(d.get("streamType")),
+                                    list(d.get("resolutionIds") or []))
             elif payload.get("type") == "event" and payload.get("event") == "volume":
                 d = payload.get("data") or {}
                 media = svc.rooms.media if svc.rooms is not None else None

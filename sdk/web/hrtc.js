@@ -2617,9 +2617,34 @@
         case 'volume-indicator':
           this._emit(name, Array.isArray(d) ? d : (d.users || d.volumes || []));
           return;
+        case 'layer-demand':
+          this._onLayerDemand(d);
+          return;
         default:
           this._emit(name, d);
       }
+    }
+
+    /** The server says which resolutions of a published stream someone watches
+     *  (autoPushVideo=false, room-rules OQ-14): stop encoding the others. */
+    _onLayerDemand(d) {
+      var wanted = Array.isArray(d.resolutionIds) ? d.resolutionIds : [];
+      this._published.forEach(function (stream, type) {
+        var pub = stream._pub;
+        if (!pub || type !== d.type) return;
+        pub.videoSenders.forEach(function (sender, rid) {
+          var on = wanted.indexOf(rid) >= 0;
+          try {
+            var params = sender.getParameters();
+            if (!params.encodings || !params.encodings.length) return;
+            if (params.encodings[0].active === on) return;
+            params.encodings[0].active = on;
+            sender.setParameters(params).catch(function (e) { log('warn', 'setParameters failed:', e && e.message); });
+          } catch (e) {
+            log('warn', 'layer demand not applied:', e && e.message);
+          }
+        });
+      });
     }
 
     _onMediaReset(d) {

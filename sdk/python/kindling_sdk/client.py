@@ -675,6 +675,13 @@ class Client:
             stream = self.remote_streams.pop((data["userId"], data["type"]), None) or RemoteStream.from_info(data)
             self._emit(name, {"stream": stream})
             return
+        if name == "layer-demand":
+            stream = self._local.get(data.get("type"))
+            if stream is not None:
+                wanted = set(data.get("resolutionIds") or [])
+                for rid, gate in stream.gates.items():
+                    gate.active = rid in wanted
+            return
         if name == "media-reset":
             self._spawn(self._media_reset())
         self._emit(name, data)

@@ -9,6 +9,7 @@ Each video resolution of a local stream is its own track and SSRC (SparkRTC's
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class LocalStream:
     resolutions: list[VideoResolution] = field(default_factory=list)
     type: str = "main"
     stream_id: str | None = None
+    gates: dict = field(default_factory=dict)  # resolutionId -> LayerGate of the current publication
 
     def add_resolution(self, resolution_id: str, track: MediaStreamTrack, width: int, height: int,
                        frame_rate: int = 30, bitrate: int = 0) -> None:
@@ -89,6 +91,43 @@ class RemoteStream:
         return next(iter(self.video_tracks.values()), None)
 
 
+class LayerGate(MediaStreamTrack):
+    """A published resolution that can be paused: while nobody watches it (the
+    server's ``layer-demand``) its frames are dropped before the encoder, so the
+    publisher spends no CPU or bandwidth on it. The source behind it is a relay
+    proxy that always holds the newest frame, so resuming sends a current frame
+    rather than a backlog."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self._source = source
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @property
+    def active(self) -> bool:
+        return self._open.is_set()
+
+    @active.setter
+    def active(self, on: bool) -> None:
+        if on:
+            self._open.set()
+        else:
+            self._open.clear()
+
+    async def recv(self):
+        while True:
+            frame = await self._source.recv()
+            if self._open.is_set():
+                return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
+
+
 def new_peer_connection() -> RTCPeerConnection:
     # One transport for all m-lines: one ICE/DTLS handshake per connection.
     return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -111,8 +150,11 @@ async def build_publish_offer(stream: LocalStream, relay: MediaRelay,
         t.setCodecPreferences(preferred("audio", "audio/opus"))
         audio_mid_of = t
     video = []
+    stream.gates = {}
     for res in stream.resolutions:
-        t = pc.addTransceiver(relay.subscribe(res.track, buffered=False), direction="sendonly")
+        gate = LayerGate(relay.subscribe(res.track, buffered=False))
+        stream.gates[res.resolution_id] = gate
+        t = pc.addTransceiver(gate, direction="sendonly")
         t.setCodecPreferences(preferred("video", f"video/{video_codec}"))
         video.append((res, t))
     await pc.setLocalDescription(await pc.createOffer())
