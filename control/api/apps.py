@@ -77,20 +77,20 @@ async def delete_app(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def enable_app(request: web.Request) -> web.Response:
+async def _set_state(request: web.Request, state: str) -> web.Response:
     svc = request.app[SERVICES]
-    app = await svc.apps.set_state(request[CALLER].project_id, request.match_info["app_id"], ACTIVATION)
+    app = await svc.apps.set_state(request[CALLER].project_id, request.match_info["app_id"], state)
     if svc.rooms is not None:
-        svc.rooms.forget_app(app.app_id)
+        svc.rooms.forget_app(app.app_id)  # joins see the new state at once
     return web.json_response(svc.apps.state_json(app))
+
+
+async def enable_app(request: web.Request) -> web.Response:
+    return await _set_state(request, ACTIVATION)
 
 
 async def disable_app(request: web.Request) -> web.Response:
-    svc = request.app[SERVICES]
-    app = await svc.apps.set_state(request[CALLER].project_id, request.match_info["app_id"], DEACTIVATION)
-    if svc.rooms is not None:
-        svc.rooms.forget_app(app.app_id)
-    return web.json_response(svc.apps.state_json(app))
+    return await _set_state(request, DEACTIVATION)
 
 
 def add_routes(app: web.Application) -> None:

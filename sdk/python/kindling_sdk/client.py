@@ -47,6 +47,17 @@ def signalling_url(server: str) -> str:
     return f"{scheme}://{rest}"
 
 
+def _subscription(stream: RemoteStream, audio: bool | None, video: bool | None,
+                  resolution_ids: list[str] | None) -> dict[str, Any]:
+    """A subscribe/unsubscribe request: only the options the caller gave (the server
+    applies the documented defaults to the rest)."""
+    data: dict[str, Any] = {"userId": stream.user_id, "type": stream.type}
+    for name, value in (("audio", audio), ("video", video), ("resolutionIds", resolution_ids)):
+        if value is not None:
+            data[name] = value
+    return data
+
+
 class Client:
     def __init__(
         self,
@@ -248,28 +259,14 @@ class Client:
     async def subscribe(self, stream: RemoteStream, *, audio: bool | None = None, video: bool | None = None,
                         resolution_ids: list[str] | None = None) -> RemoteStream:
         """Incremental subscription. With no option: audio and the highest resolution."""
-        data: dict[str, Any] = {"userId": stream.user_id, "type": stream.type}
-        if audio is not None:
-            data["audio"] = audio
-        if video is not None:
-            data["video"] = video
-        if resolution_ids is not None:
-            data["resolutionIds"] = resolution_ids
-        result = await self.request("subscribe", data)
+        result = await self.request("subscribe", _subscription(stream, audio, video, resolution_ids))
         await self._wire(stream, result)
         self._emit("stream-subscribed", {"stream": stream})
         return stream
 
     async def unsubscribe(self, stream: RemoteStream, *, audio: bool | None = None, video: bool | None = None,
                           resolution_ids: list[str] | None = None) -> None:
-        data: dict[str, Any] = {"userId": stream.user_id, "type": stream.type}
-        if audio is not None:
-            data["audio"] = audio
-        if video is not None:
-            data["video"] = video
-        if resolution_ids is not None:
-            data["resolutionIds"] = resolution_ids
-        result = await self.request("unsubscribe", data)
+        result = await self.request("unsubscribe", _subscription(stream, audio, video, resolution_ids))
         await self._wire(stream, result)
 
     async def batch_subscribe(self, infos: list[dict]) -> None:
