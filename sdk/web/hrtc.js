@@ -2631,7 +2631,9 @@
       var wanted = Array.isArray(d.resolutionIds) ? d.resolutionIds : [];
       this._published.forEach(function (stream, type) {
         var pub = stream._pub;
-        if (!pub || type !== d.type) return;
+        // A single resolution keeps sending: pausing it only trades the first frame's
+        // latency (and the encoder's ramp-up) for a little idle bandwidth.
+        if (!pub || type !== d.type || pub.videoSenders.size < 2) return;
         pub.videoSenders.forEach(function (sender, rid) {
           var on = wanted.indexOf(rid) >= 0;
           try {

@@ -674,7 +674,8 @@ class Client:
             return
         if name == "layer-demand":
             stream = self._local.get(data.get("type"))
-            if stream is not None:
+            # A single resolution keeps sending (first-frame latency over idle bandwidth).
+            if stream is not None and len(stream.gates) > 1:
                 wanted = set(data.get("resolutionIds") or [])
                 for rid, gate in stream.gates.items():
                     gate.active = rid in wanted
