@@ -218,7 +218,21 @@ class Client:
         """Publish a local stream (joiners only: players get 90100022)."""
         if stream.type in self._pub_pcs:
             raise RtcError(90100207, "stream is pushed already")
+        await self._negotiate_publish(stream, replace=False)
+
+    async def republish(self, stream: LocalStream) -> None:
+        """Publish a changed stream again (a resolution added or removed, tracks
+        replaced): peers get ``stream-updated`` and keep their subscriptions."""
+        old = self._pub_pcs.get(stream.type)
+        if old is None:
+            raise RtcError(90100001, "illegal operation", "publish the stream first")
+        await self._negotiate_publish(stream, replace=True)
+        await old.close()
+
+    async def _negotiate_publish(self, stream: LocalStream, *, replace: bool) -> None:
         pc, request = await media.build_publish_offer(stream, self._relay, self.video_codec)
+        if replace:
+            request["replace"] = True
         try:
             result = await self.request("publish", request)
             await media.apply_answer(pc, result["sdp"])
@@ -228,24 +242,6 @@ class Client:
         stream.stream_id = result["streamId"]
         self._pub_pcs[stream.type] = pc
         self._local[stream.type] = stream
-
-    async def republish(self, stream: LocalStream) -> None:
-        """Publish a changed stream again (a resolution added or removed, tracks
-        replaced): peers get ``stream-updated`` and keep their subscriptions."""
-        old = self._pub_pcs.get(stream.type)
-        if old is None:
-            raise RtcError(90100001, "illegal operation", "publish the stream first")
-        pc, request = await media.build_publish_offer(stream, self._relay, self.video_codec)
-        request["replace"] = True
-        try:
-            result = await self.request("publish", request)
-            await media.apply_answer(pc, result["sdp"])
-        except BaseException:
-            await pc.close()
-            raise
-        self._pub_pcs[stream.type] = pc
-        self._local[stream.type] = stream
-        await old.close()
 
     async def unpublish(self, stream: LocalStream) -> None:
         pc = self._pub_pcs.pop(stream.type, None)
