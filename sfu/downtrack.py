@@ -159,6 +159,12 @@ class DownTrack:
         extrapolating the SR's RTP timestamp."""
         return (self._src_ts + self._ts_off) & TS_MASK
 
+    def out_timestamp(self, source_ts: int) -> int:
+        """A source RTP timestamp in this track's numbering (current segment): lets a
+        sender report carry the publisher's own RTP/NTP mapping, so a subscriber can
+        line up the audio and video of one publisher."""
+        return (source_ts + self._ts_off) & TS_MASK
+
     # ------------------------------------------------------------------ switching
 
     def switch_to(self, source_id: int) -> None:

@@ -52,6 +52,7 @@ class Source:
     max_seq: int = -1
     last_keyframe_request: float = 0.0
     last_packet_at: float = 0.0
+    sr: tuple[float, int] | None = None  # (our wall time when the publisher's SR arrived, its RTP ts)
     level_sum: int = 0  # RFC 6464 levels of this tick (top-N ranking)
     level_n: int = 0
     loudness: float = 0.0

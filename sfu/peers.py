@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,8 +149,10 @@ class Publisher:
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
         src = self.router.by_ssrc.get(ssrc)
-        if src is not None and src.stats is not None:
-            src.stats.on_sr(ntp)
+        if src is not None:
+            src.sr = (time.time(), rtp_ts)
+            if src.stats is not None:
+                src.stats.on_sr(ntp)
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -301,13 +304,18 @@ class Subscriber:
         dt = slot.downtrack
         if dt is None or not dt.packets:
             return None
-        # RTP time extrapolated from the last forwarded packet to now (one clock for
-        # the SR's NTP and RTP fields).
-        import time
-
-        elapsed = max(0.0, time.monotonic() - slot.last_sent_at)
-        clock = dt.clock_rate
-        rtp_ts = (dt.last_out_ts + int(elapsed * clock)) & 0xFFFFFFFF
+        src = slot.source
+        if src is not None and src.sr is not None and dt.source_id == src.id:
+            # The publisher's own RTP/NTP mapping, moved to our clock at the SR's arrival
+            # (as mediasoup does): every slot fed by one publisher shares that mapping,
+            # so the subscriber can lip-sync its audio and video.
+            arrived, source_ts = src.sr
+            now = time.time()
+            rtp_ts = dt.out_timestamp(source_ts + int((now - arrived) * dt.clock_rate))
+        else:
+            # No SR from the publisher yet: extrapolate from the last forwarded packet.
+            elapsed = max(0.0, time.monotonic() - slot.last_sent_at)
+            rtp_ts = (dt.last_out_ts + int(elapsed * dt.clock_rate)) & 0xFFFFFFFF
         return build_sr(slot.ssrc, ntp_now(), rtp_ts, dt.packets, dt.bytes)
 
     def free_slot(self, kind: str) -> Slot | None:
