@@ -152,6 +152,9 @@ async def test_subscribing_a_layer_and_switching_layers(media, browser):
     flags = await viewer.js("() => kt.remote['alice/main'].getStreamInfo().videoProfiles.map(p => p.hasTrack)")
     assert flags == [True, False]
     await viewer.frames_grow("alice-main")
+    # The publisher's audio profile travels with the stream (the 'standard' profile here).
+    audio = await viewer.js("() => kt.remote['alice/main'].getStreamInfo().audioProfile")
+    assert audio == {"sampleRate": 48000, "channelCount": 1, "bitrate": 40000}, audio
 
     # A server without batchSubscribe: the SDK subscribes/unsubscribes the difference itself.
     await viewer.js("""() => {

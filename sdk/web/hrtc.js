@@ -1788,10 +1788,15 @@
             maxBitrate: v.bitrate ? v.bitrate * 1000 : known ? known.maxBitrate : 0
           };
         }),
-        // The signalling protocol does not carry the publisher's audio profile (yet): Opus at the default.
-        audioProfile: this.hasAudio() ? {
+        // The publisher's audio profile as it announced it (kbit/s on the wire, bit/s here);
+        // the 'standard' profile when the publisher did not say.
+        audioProfile: this.hasAudio() ? (this._info.audioProfile ? {
+          sampleRate: this._info.audioProfile.sampleRate,
+          channelCount: this._info.audioProfile.channelCount,
+          bitrate: this._info.audioProfile.bitrate * 1000
+        } : {
           sampleRate: AUDIO_PROFILES.standard[0], channelCount: AUDIO_PROFILES.standard[1], bitrate: AUDIO_PROFILES.standard[2] * 1000
-        } : undefined
+        }) : undefined
       };
     }
 
@@ -2754,7 +2759,17 @@
         }),
         sdp: pc.localDescription.sdp
       };
-      if (audioTx) req.audioMid = audioTx.mid;
+      if (audioTx) {
+        req.audioMid = audioTx.mid;
+        var ap = stream._audioProfile;
+        if (ap) {
+          req.audioProfile = {
+            sampleRate: Math.max(8000, Math.min(48000, Math.round(ap.sampleRate))),
+            channelCount: ap.channelCount === 2 ? 2 : 1,
+            bitrate: Math.max(6, Math.min(510, Math.round(ap.bitrate / 1000)))
+          };
+        }
+      }
       if (replace) req.replace = true;
       var result;
       try {
