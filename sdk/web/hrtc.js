@@ -2638,7 +2638,7 @@
         var pub = stream._pub;
         // A single resolution keeps sending: pausing it only trades the first frame's
         // latency (and the encoder's ramp-up) for a little idle bandwidth.
-        if (!pub || type !== d.type || pub.videoSenders.size < 2) return;
+        if (!pub || type !== d.type || pub.videoSenders.size < 2 || stream._autoPushVideo) return;
         pub.videoSenders.forEach(function (sender, rid) {
           var on = wanted.indexOf(rid) >= 0;
           try {
@@ -2696,6 +2696,9 @@
       this._requireJoined();
       if (this._role !== 0) throw rtcError(RtcErrorCode.RTC_ERR_CODE_ROLE_NO_PERMISSION, 'players cannot publish');
       if (!stream._hasSendableMedia()) throw illegal('initialize the stream first: it has no media');
+      // autoPushVideo (default false): false lets the server pause resolutions nobody
+      // watches (layer-demand); true keeps every resolution sending.
+      stream._autoPushVideo = !!(option && option.autoPushVideo);
       var self = this;
       return this._serial(function () { return self._publishNow(stream); });
     }
