@@ -351,15 +351,7 @@ class NaiveClient:
             self._sub_pc = media.new_peer_connection()
             answer = await media.accept_subscriber_offer(self._sub_pc, result["offer"])
             await self._call("POST", "/answer", {"sessionId": self._session_id, "sdp": answer}, op="answer")
-        stream.audio_track, stream.video_tracks = None, {}
-        for a in result["assignments"]:
-            track = media.track_for_mid(self._sub_pc, a["mid"]) if self._sub_pc is not None else None
-            if track is None:
-                continue
-            if a["kind"] == "audio":
-                stream.audio_track = track
-            else:
-                stream.video_tracks[a["resolutionId"]] = track
+        media.assign_tracks(self._sub_pc, stream, result["assignments"])
         return stream
 
     async def leave(self) -> None:

@@ -283,13 +283,7 @@ class Client:
 
     def set_network_bandwidth(self, max_bandwidth_kbps: int) -> Any:
         """Cap the total media bandwidth this client receives (3072..51200 kbit/s)."""
-        return self._spawn_result(self.request("setNetworkBandwidth", {"maxBandwidth": max_bandwidth_kbps}))
-
-    def _spawn_result(self, coro) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._spawn(self.request("setNetworkBandwidth", {"maxBandwidth": max_bandwidth_kbps}))
 
     @property
     def top_n_audio_tracks(self) -> list:
@@ -306,18 +300,8 @@ class Client:
             self._sub_pc = media.new_peer_connection()
             answer = await media.accept_subscriber_offer(self._sub_pc, offer)
             await self.request("subscriberAnswer", {"sdp": answer})
-        if stream is None:
-            return
-        stream.audio_track = None
-        stream.video_tracks = {}
-        for a in result.get("assignments", []):
-            track = media.track_for_mid(self._sub_pc, a["mid"]) if self._sub_pc is not None else None
-            if track is None:
-                continue
-            if a["kind"] == "audio":
-                stream.audio_track = track
-            else:
-                stream.video_tracks[a["resolutionId"]] = track
+        if stream is not None:
+            media.assign_tracks(self._sub_pc, stream, result.get("assignments", []))
 
     async def mute(self, stream: LocalStream, kind: str, muted: bool = True) -> None:
         await self.request("mute", {"type": stream.type, "kind": kind, "muted": muted})
@@ -349,10 +333,11 @@ class Client:
             except RtcError as exc:
                 self._emit("Error", {"errorCode": str(exc.code), "errorMsg": exc.msg})
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ quality monitoring
 

@@ -183,6 +183,21 @@ async def apply_answer(pc: RTCPeerConnection, sdp: str) -> None:
     await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
 
 
+def assign_tracks(pc: RTCPeerConnection | None, stream: RemoteStream, assignments: list[dict]) -> None:
+    """Point a remote stream at the subscriber slots the server mapped it onto
+    (``assignments``: ``[{mid, kind, resolutionId}]``)."""
+    stream.audio_track = None
+    stream.video_tracks = {}
+    for a in assignments:
+        track = track_for_mid(pc, a["mid"]) if pc is not None else None
+        if track is None:
+            continue
+        if a["kind"] == "audio":
+            stream.audio_track = track
+        else:
+            stream.video_tracks[a["resolutionId"]] = track
+
+
 def track_for_mid(pc: RTCPeerConnection, mid: str) -> MediaStreamTrack | None:
     for t in pc.getTransceivers():
         if t.mid == mid:
